@@ -1,0 +1,30 @@
+# The two commands of the README. Both work from a clean clone on Debian as root.
+#   make demo   installs fastl2tp and runs its main job
+#   make test   installs the test needs (Debian packages, the package with its test extras) and runs the tests
+PYTHON ?= python3
+DEB_TEST_PKGS = tshark iperf3
+PYTEST_ARGS ?=
+
+.PHONY: demo test install install-test deb-test bench
+
+install:
+	$(PYTHON) -m pip install -q -e .
+
+install-test: deb-test
+	$(PYTHON) -m pip install -q -e ".[test]"
+
+deb-test:
+	@missing=""; for p in $(DEB_TEST_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+demo: install
+	fastl2tp demo
+
+test: install-test
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+bench: install-test
+	$(PYTHON) -m pytest bench --benchmark-only

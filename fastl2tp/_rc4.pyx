@@ -1,0 +1,1 @@
+"""RC4 and MPPE keying (Cython)."""
