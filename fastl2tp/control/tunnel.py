@@ -164,7 +164,7 @@ class Tunnel:
         """Clear the tunnel with StopCCN (all its sessions go with it)."""
         if self.state in (TunnelState.CLOSING, TunnelState.CLOSED):
             return
-        if self.state is TunnelState.IDLE or self.peer_tunnel_id == 0:
+        if self.peer_tunnel_id == 0:
             # Nobody to address a StopCCN to (the peer never told us its tunnel id): just clean up.
             self._finish(reason, result, by_peer=False, now=now, linger=False)
             return
@@ -229,6 +229,11 @@ class Tunnel:
             self.stats["ignored"] += 1
             return
         tunnel_level = mt in TUNNEL_MESSAGES
+        if mt in (MessageType.SCCRQ, MessageType.SCCRP) and self.peer_tunnel_id == 0:
+            # Know where to address a StopCCN even if the rest of this message is refused.
+            peer_tid = m.get(AvpType.ASSIGNED_TUNNEL_ID)
+            if isinstance(peer_tid, int):
+                self.peer_tunnel_id = self.transport.peer_tunnel_id = peer_tid
         bad = unknown_mandatory(m)
         if bad is not None:
             self._reject(m, mt, tunnel_level, ErrorCode.UNKNOWN_MANDATORY_AVP,

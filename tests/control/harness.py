@@ -32,10 +32,12 @@ class Pair:
     def __post_init__(self) -> None:
         self.rng = random.Random(self.impair.seed)
         self.in_flight: list[tuple[str, bytes, tuple[str, int]]] = []
+        self.wire_log: list[tuple[float, str, bytes]] = []  # (time, sender, datagram)
 
     def _wire(self) -> None:
         for side, ep, src in (("lns", self.lac, LAC_ADDR), ("lac", self.lns, LNS_ADDR)):
             for d in ep.datagrams_to_send():
+                self.wire_log.append((self.now, "lac" if side == "lns" else "lns", d.data))
                 if self.rng.random() < self.impair.loss:
                     continue
                 copies = 2 if self.rng.random() < self.impair.duplicate else 1
