@@ -134,3 +134,62 @@ def test_unknown_message_type(state, role, mandatory):
         assert sent == [] and t.state is S.CLOSED  # no peer tunnel id to send StopCCN to
     else:
         assert [m.msg_type for m in sent] == [M.StopCCN]
+
+
+# --- calls: every session state × every call-level message (§7.4.1, §7.4.2) -------------------------
+
+CALL_MSGS = [M.OCRP, M.OCCN, M.ICRP, M.ICCN, M.CDN, M.WEN, M.SLI]
+
+
+def build_call(role: Role, established: bool):
+    """An established tunnel with one call in wait-reply/wait-connect or established."""
+    from tests.control.factory import REQUIRED  # noqa: F401 - same factory as above
+
+    t, ns = build(S.ESTABLISHED, role)
+    if role is Role.LAC:
+        sid = t.new_session_id()
+        t.open_session(1.0, session_id=sid)
+        if established:
+            t.receive(message(M.ICRP, 100, sid, ns, t.transport.ns), 1.1)
+            ns += 1
+    else:
+        t.receive(message(M.ICRQ, 100, 0, ns, t.transport.ns), 1.0)
+        ns += 1
+        sid = next(iter(t.sessions))
+        if established:
+            t.receive(message(M.ICCN, 100, sid, ns, t.transport.ns), 1.1)
+            ns += 1
+    t.take_output()
+    t.take_events()
+    return t, ns, sid
+
+
+def expected_call(role: Role, established: bool, mt: MessageType):
+    """(call still there, established afterwards, message types sent) per §7.4."""
+    if role is Role.LAC and not established and mt is M.ICRP:
+        return True, True, {M.ICCN}
+    if role is Role.LNS and not established and mt is M.ICCN:
+        return True, True, set()
+    if mt is M.CDN:
+        return False, False, set()
+    # SLI: from the LNS once the call is up (§6.14), and from Windows/Meraki LACs to the LNS;
+    # WEN: LAC to LNS only (§6.13).
+    if (mt is M.SLI and (role is Role.LNS or established)) or (mt is M.WEN and role is Role.LNS):
+        return True, established, set()
+    return False, False, {M.CDN}  # illegal in this call state: send CDN, clean up
+
+
+@pytest.mark.parametrize("role", [Role.LAC, Role.LNS], ids=lambda r: r.name)
+@pytest.mark.parametrize("established", [False, True], ids=["setting-up", "established"])
+@pytest.mark.parametrize("mt", CALL_MSGS, ids=lambda m: m.name)
+def test_call_state_times_message(role, established, mt):
+    t, ns, sid = build_call(role, established)
+    first_new = t.transport.ns
+    t.receive(message(mt, 100, sid, ns, t.transport.ns), 2.0)
+    sent = [m for m in t.take_output() if not m.is_zlb and not seq_lt(m.ns, first_new)]
+    present, est, want_sent = expected_call(role, established, mt)
+    assert (sid in t.sessions) == present
+    if present:
+        assert (t.sessions[sid].state.value == "established") == est
+    assert {m.msg_type for m in sent} == want_sent
+    assert t.state is S.ESTABLISHED  # a call-level problem never takes the tunnel down
