@@ -76,3 +76,26 @@ def read_udp(path: Path | str) -> list[UdpPacket]:
 
 def l2tp_packets(path: Path | str) -> list[UdpPacket]:
     return [p for p in read_udp(path) if 1701 in (p.sport, p.dport) or p.payload[:2] in (b"\xc8\x02",)]
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def write_udp_pcap(path: Path | str, packets: list[tuple[tuple[str, int], tuple[str, int], bytes]]) -> None:
+    """Write (src, dst, payload) UDP/IPv4 datagrams as an Ethernet pcap (for tshark checks)."""
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    for i, ((sip, sport), (dip, dport), payload) in enumerate(packets):
+        udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+        src = bytes(int(x) for x in sip.split("."))
+        dst = bytes(int(x) for x in dip.split("."))
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i & 0xFFFF, 0, 64, 17, 0, src, dst)
+        ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+        frame = b"\x02\0\0\0\0\x02" + b"\x02\0\0\0\0\x01" + b"\x08\x00" + ip + udp
+        out += struct.pack("<IIII", i, 0, len(frame), len(frame)) + frame
+    Path(path).write_bytes(bytes(out))

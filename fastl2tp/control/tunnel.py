@@ -98,6 +98,14 @@ def challenge_response(msg_type: MessageType, secret: bytes, challenge: bytes) -
 Handler = Callable[["Tunnel", ControlMessage, float], None]
 
 
+class _TunnelLog(logging.LoggerAdapter):
+    """Prefixes every line with the tunnel id (and keeps it as a record attribute for structured logs)."""
+
+    def process(self, msg, kwargs):
+        kwargs.setdefault("extra", {}).update(self.extra)
+        return f"tunnel {self.extra['tunnel']}: {msg}", kwargs
+
+
 class Tunnel:
     """One control connection and its sessions."""
 
@@ -133,7 +141,7 @@ class Tunnel:
         self._next_serial = 1
         self._events: list[ev.Event] = []
         self.stats: dict[str, int] = {"ignored": 0, "tolerated_missing_avps": 0}
-        self.log = logging.LoggerAdapter(log, {"tunnel": local_id})
+        self.log = _TunnelLog(log, {"tunnel": local_id})
 
     # --- public commands --------------------------------------------------------------------------
 
