@@ -21,7 +21,7 @@ deb-test:
 	fi
 
 demo: install
-	fastl2tp demo
+	fastl2tp selftest
 
 test: install-test
 	$(PYTHON) -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,110 @@
+"""``fastl2tp``: the command-line tool.
+
+Commands so far:
+  fastl2tp selftest [--sessions N]   start an LNS and a LAC daemon on loopback, bring a tunnel with N
+                                     sessions up and down, and report what happened (exit 0 on success)
+  fastl2tp version
+The RouterOS-style menus (print, monitor, add, set) talk to a running daemon through its control socket
+and arrive with the management work; the CLI never imports the runtime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from . import __version__
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _daemon(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "fastl2tp.daemon", "--events-json", "--log-level", "warning",
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _describe(side: str, e: dict) -> str:
+    kind = e["event"]
+    if kind == "TunnelUp":
+        return f"{side}: tunnel {e['tunnel-id']} connected to {e['peer'][0]}:{e['peer'][1]} " \
+               f"(peer tunnel {e['peer-tunnel-id']}, host {e['peer-host-name']!r})"
+    if kind == "SessionUp":
+        return f"{side}: session {e['session-id']} in tunnel {e['tunnel-id']} connected " \
+               f"(peer session {e['peer-session-id']})"
+    if kind in ("SessionDown", "TunnelDown"):
+        what = "session " + str(e["session-id"]) if kind == "SessionDown" else "tunnel " + str(e["tunnel-id"])
+        return f"{side}: {what} terminated: {e['reason']}"
+    return f"{side}: {kind}"
+
+
+def selftest(sessions: int) -> int:
+    port = _free_udp_port()
+    print(f"fastl2tp {__version__} self-check: LNS on 127.0.0.1:{port}, LAC dials it with {sessions} session(s)")
+    lns = _daemon("--listen", f"127.0.0.1:{port}")
+    lac = None
+    try:
+        time.sleep(0.3)
+        if lns.poll() is not None:
+            print("LNS failed to start: " + lns.stderr.read().strip(), file=sys.stderr)
+            return 1
+        lac = _daemon("--connect", f"127.0.0.1:{port}", "--sessions", str(sessions), "--hold", "1")
+        lac_events = [json.loads(line) for line in lac.stdout]
+        rc = lac.wait(timeout=60)
+        for e in lac_events:
+            print("  " + _describe("LAC", e))
+        os.kill(lns.pid, signal.SIGTERM)
+        lns_out, lns_err = lns.communicate(timeout=15)
+        for line in lns_out.splitlines():
+            print("  " + _describe("LNS", json.loads(line)))
+        ups = sum(e["event"] == "SessionUp" for e in lac_events)
+        ok = rc == 0 and lns.returncode == 0 and ups == sessions
+        print(f"result: {'ok' if ok else 'FAILED'} ({ups}/{sessions} sessions came up, LAC exit {rc}, "
+              f"LNS exit {lns.returncode})")
+        if not ok:
+            sys.stderr.write(lac.stderr.read() + lns_err)
+        return 0 if ok else 1
+    finally:
+        for p in (lac, lns):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def _session_count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= n <= 100:
+        raise argparse.ArgumentTypeError(f"{n} is outside 1..100")
+    return n
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="fastl2tp", description="fastl2tp command-line tool")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    st = sub.add_parser("selftest", help="bring a tunnel up and down between two local daemons")
+    st.add_argument("--sessions", type=_session_count, default=2, metavar="N", help="1..100 (default 2)")
+    sub.add_parser("version", help="print the version")
+    args = p.parse_args(argv)
+    if args.command == "version":
+        print(__version__)
+        return 0
+    if args.command == "selftest":
+        return selftest(args.sessions)
+    p.print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
