@@ -99,3 +99,42 @@ def write_udp_pcap(path: Path | str, packets: list[tuple[tuple[str, int], tuple[
         frame = b"\x02\0\0\0\0\x02" + b"\x02\0\0\0\0\x01" + b"\x08\x00" + ip + udp
         out += struct.pack("<IIII", i, 0, len(frame), len(frame)) + frame
     Path(path).write_bytes(bytes(out))
+
+
+@dataclass(frozen=True)
+class PppCapture:
+    """One PPP frame carried in an L2TP data message of a capture."""
+
+    index: int  # 1-based frame number, as tshark counts
+    time: float
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    frame: bytes  # the PPP frame as sent: from the address/control field (if any) on
+
+    @property
+    def number(self) -> int:
+        return self.index
+
+    @property
+    def protocol(self) -> int:
+        ppp = self.frame[2:] if self.frame[:2] == b"\xff\x03" else self.frame
+        return ppp[0] if ppp[0] & 1 else int.from_bytes(ppp[:2], "big")
+
+    @property
+    def payload(self) -> bytes:
+        ppp = self.frame[2:] if self.frame[:2] == b"\xff\x03" else self.frame
+        return ppp[1:] if ppp[0] & 1 else ppp[2:]
+
+
+def ppp_frames(path: Path | str) -> list[PppCapture]:
+    """The PPP frames of every L2TP data message in a capture (header parsed by the wire codec)."""
+    from fastl2tp.wire.l2tp import decode_header
+
+    out = []
+    for p in l2tp_packets(path):
+        header, start, end = decode_header(p.payload)
+        if not header.is_control:
+            out.append(PppCapture(p.index, p.time, p.src, p.dst, p.sport, p.dport, p.payload[start:end]))
+    return out

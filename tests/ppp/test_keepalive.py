@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ppp_harness import Pair, counting_rng, events
+from tests.ppp.ppp_harness import Pair, counting_rng, events
 
 from fastl2tp.ppp.fsm import LayerDown, LayerFinished, State
 from fastl2tp.ppp.lcp import Keepalive, KeepaliveAction, Lcp, LcpConfig

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ppp_harness import counting_rng, events
+from tests.ppp.ppp_harness import counting_rng, events
 
 from fastl2tp.ppp.fsm import ControlProtocol, State
 from fastl2tp.ppp.ipcp import Ipcp, IpcpConfig

@@ -7,7 +7,7 @@ import random
 from ipaddress import IPv4Address as A
 
 import pytest
-from ppp_harness import Pair, counting_rng, events
+from tests.ppp.ppp_harness import Pair, counting_rng, events
 
 from fastl2tp.ppp.fsm import (
     CpTimers,

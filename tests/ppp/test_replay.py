@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address as A
 
 import pytest
-from pcap_reader import TRACES, read_ppp_frames
-from ppp_harness import fixed_rng
+from tests.pcaputil import TRACES
+from tests.pcaputil import ppp_frames as read_ppp_frames
+from tests.ppp.ppp_harness import fixed_rng
 
 from fastl2tp.ppp.fsm import ControlProtocol, State
 from fastl2tp.ppp.ipcp import Ipcp, IpcpConfig

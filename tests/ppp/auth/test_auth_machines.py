@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from authtrace import FakeRng
+from tests.ppp.auth.authtrace import FakeRng
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -9,7 +9,7 @@ byte what pppd's LAC sent; the LNS's Success then authenticates the server.
 from __future__ import annotations
 
 import pytest
-from authtrace import FakeRng, auth_frames, traces_dir
+from tests.ppp.auth.authtrace import FakeRng, auth_frames, traces_dir
 
 from fastl2tp.ppp.auth import (
     Authenticator,
