@@ -21,7 +21,7 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import logging
-import os
+import secrets
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -70,7 +70,7 @@ class Datagram:
 
 
 class Endpoint:
-    def __init__(self, config: EndpointConfig, rng: Callable[[int], bytes] = os.urandom):
+    def __init__(self, config: EndpointConfig, rng: Callable[[int], bytes] = secrets.token_bytes):
         self.config = config
         self.rng = rng
         self.tunnels: dict[int, Tunnel] = {}

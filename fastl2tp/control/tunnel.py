@@ -20,7 +20,7 @@ import enum
 import hashlib
 import hmac
 import logging
-import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -116,7 +116,7 @@ class Tunnel:
         peer: ev.Address,
         config: TunnelConfig,
         now: float,
-        rng: Callable[[int], bytes] = os.urandom,
+        rng: Callable[[int], bytes] = secrets.token_bytes,
     ):
         if not 1 <= local_id <= 0xFFFF:
             raise ValueError("tunnel id must be 1..65535")

@@ -27,7 +27,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from os import urandom
+from secrets import token_bytes as urandom  # the CSPRNG; tests inject their own rng
 from typing import Any, ClassVar
 
 from ..errors import DecodeError

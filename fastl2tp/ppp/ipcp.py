@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
-from os import urandom
+from secrets import token_bytes as urandom  # the CSPRNG; tests inject their own rng
 
 from ..errors import DecodeError
 from ..wire.ppp import Protocol

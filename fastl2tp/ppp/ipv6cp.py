@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address
-from os import urandom
+from secrets import token_bytes as urandom  # the CSPRNG; tests inject their own rng
 
 from ..wire.ppp import Protocol
 from .fsm import ControlProtocol, CpTimers, Rng

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from os import urandom
+from secrets import token_bytes as urandom  # the CSPRNG; tests inject their own rng
 from typing import Any
 
 from ..errors import DecodeError

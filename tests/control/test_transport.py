@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fastl2tp.control.transport import Transport, TransportConfig, seq_add, seq_le, seq_lt
-from fastl2tp.wire.avp import AvpType, ControlMessage, MessageType, avp, make_message
+from fastl2tp.wire.avp import ControlMessage, MessageType, make_message
 
 HELLO = make_message(MessageType.HELLO)
 
