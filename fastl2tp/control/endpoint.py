@@ -75,6 +75,9 @@ class Endpoint:
         self.rng = rng
         self.tunnels: dict[int, Tunnel] = {}
         self._by_peer: dict[tuple[str, int, int], int] = {}
+        self._peer_key: dict[int, tuple[str, int, int]] = {}  # tunnel id -> its key in _by_peer
+        self._half_open: set[int] = set()  # tunnels an unproven peer made us create (not yet up)
+        self._half_open_by_host: Counter[str] = Counter()
         self._out: list[Datagram] = []
         self._events: list[ev.Event] = []
         self._heap: list[tuple[float, int]] = []
@@ -104,12 +107,16 @@ class Endpoint:
                 return tid
         return next((i for i in range(1, 0x10000) if i not in self.tunnels), None)
 
-    def _half_open(self, host: str | None = None) -> int:
-        return sum(
-            1
-            for t in self.tunnels.values()
-            if t.state in (TunnelState.IDLE, TunnelState.WAIT_CTL_CONN) and (host is None or t.peer[0] == host)
-        )
+    def _track_half_open(self, t: Tunnel) -> None:
+        half = t.role is Role.LNS and t.state in (TunnelState.IDLE, TunnelState.WAIT_CTL_CONN)
+        if half and t.local_id not in self._half_open:
+            self._half_open.add(t.local_id)
+            self._half_open_by_host[t.peer[0]] += 1
+        elif not half and t.local_id in self._half_open:
+            self._half_open.discard(t.local_id)
+            self._half_open_by_host[t.peer[0]] -= 1
+            if self._half_open_by_host[t.peer[0]] <= 0:
+                del self._half_open_by_host[t.peer[0]]
 
     # --- commands -----------------------------------------------------------------------------------
 
@@ -223,8 +230,8 @@ class Endpoint:
             return
         if self._lost_tie_break(msg, peer, now):
             return
-        if (self._half_open() >= self.config.max_half_open
-                or self._half_open(peer[0]) >= self.config.max_half_open_per_peer):
+        if (len(self._half_open) >= self.config.max_half_open
+                or self._half_open_by_host[peer[0]] >= self.config.max_half_open_per_peer):
             self.stats["drop_half_open_limit"] += 1
             return
         tid = self._alloc_tunnel_id()
@@ -235,28 +242,34 @@ class Endpoint:
         t = Tunnel(Role.LNS, tid, peer, cfg, now, self.rng)
         self.tunnels[tid] = t
         self._by_peer[key] = tid
+        self._peer_key[tid] = key
         self._guarded(t, lambda: t.receive(msg, now), now)
 
     def _lost_tie_break(self, msg: ControlMessage, peer: ev.Address, now: float) -> bool:
-        """§4.4.3 Tie Breaker: both ends sent SCCRQ to each other at once. The lower value wins;
-        equal values lose on both sides. Applies only when both SCCRQs carry a Tie Breaker.
+        """§4.4.3 Tie Breaker: both ends sent SCCRQ to each other at once. The lower value wins and the
+        loser silently discards its tunnel; equal values lose on both sides; if only one SCCRQ carries
+        a Tie Breaker, that one wins; with none on either side, two tunnels are opened.
         Returns True when the incoming SCCRQ is to be discarded."""
         theirs = msg.get(AvpType.TIE_BREAKER)
-        if not isinstance(theirs, bytes):
-            return False
+        theirs = theirs if isinstance(theirs, bytes) else None
+        discard_theirs = False
         for t in list(self.tunnels.values()):
-            if t.role is Role.LAC and t.state is TunnelState.WAIT_CTL_REPLY and t.peer[0] == peer[0] \
-                    and t.tie_breaker is not None:
-                if t.tie_breaker < theirs:
-                    self.stats["tie_break_won"] += 1
-                    return True
-                # We lose (or tie): give up our own tunnel without a StopCCN.
-                t._finish("lost the tie-break to the peer's SCCRQ", None, by_peer=False, now=now, linger=False)
-                self._collect(t, now)
-                self.stats["tie_break_lost"] += 1
-                if t.tie_breaker == theirs:
-                    return True
-        return False
+            if not (t.role is Role.LAC and t.state is TunnelState.WAIT_CTL_REPLY and t.peer[0] == peer[0]):
+                continue
+            ours = t.tie_breaker
+            if ours is None and theirs is None:
+                continue
+            if theirs is None or (ours is not None and ours < theirs):
+                self.stats["tie_break_won"] += 1
+                discard_theirs = True
+                continue
+            # We lose (or tie): give up our own tunnel, silently (no StopCCN).
+            t._finish("lost the tie-break to the peer's SCCRQ", None, by_peer=False, now=now, linger=False)
+            self._collect(t, now)
+            self.stats["tie_break_lost"] += 1
+            if ours == theirs:
+                discard_theirs = True
+        return discard_theirs
 
     def _guarded(self, t: Tunnel, action: Callable[[], None], now: float) -> None:
         """Run ``action`` on one tunnel; a bug in it closes that tunnel only."""
@@ -309,8 +322,11 @@ class Endpoint:
                 continue
             self._out.append(Datagram(data, t.peer, t.local_id))
         self._events.extend(t.take_events())
-        if t.peer_tunnel_id:
-            self._by_peer.setdefault((t.peer[0], t.peer[1], t.peer_tunnel_id), t.local_id)
+        if t.peer_tunnel_id and t.local_id not in self._peer_key:
+            key = (t.peer[0], t.peer[1], t.peer_tunnel_id)
+            if key not in self._by_peer:
+                self._by_peer[key] = t.local_id
+                self._peer_key[t.local_id] = key
         if t.is_finished(now):
             self._forget(t)
             return
@@ -320,12 +336,15 @@ class Endpoint:
         elif self._deadline.get(t.local_id) != at:
             self._deadline[t.local_id] = at
             heapq.heappush(self._heap, (at, t.local_id))
+        self._track_half_open(t)
 
     def _forget(self, t: Tunnel) -> None:
         self.tunnels.pop(t.local_id, None)
         self._deadline.pop(t.local_id, None)
-        for key in [k for k, v in self._by_peer.items() if v == t.local_id]:
+        key = self._peer_key.pop(t.local_id, None)
+        if key is not None and self._by_peer.get(key) == t.local_id:
             del self._by_peer[key]
+        self._track_half_open(t)  # the tunnel is closed: no longer half-open
 
     def datagrams_to_send(self) -> list[Datagram]:
         out, self._out = self._out, []

@@ -32,8 +32,9 @@ import ipaddress
 
 def no_leaks(ep: Endpoint) -> None:
     assert ep.tunnels == {}
-    assert ep._by_peer == {}
+    assert ep._by_peer == {} and ep._peer_key == {}
     assert ep._deadline == {}
+    assert ep._half_open == set() and not ep._half_open_by_host
     assert ep.get_timer() is None
 
 
@@ -321,6 +322,30 @@ def test_tie_breaker_lower_value_wins():
     assert tid2 not in ep2.tunnels and len(ep2.tunnels) == 1  # we lost: their tunnel replaces ours
     (down, *_) = ep2.take_events()
     assert isinstance(down, ev.TunnelDown) and "tie-break" in down.reason
+
+
+def test_tie_breaker_only_on_one_side_wins():
+    def sccrq(*extra):
+        return encode_message(message(MessageType.SCCRQ, 0, 0, 0, 0, *extra))
+
+    peer = ("198.51.100.1", 1701)
+    ids = iter(range(100, 200))
+    nxt = lambda n: next(ids).to_bytes(n, "big") if n == 2 else b"\x00" * n  # noqa: E731
+    # ours has one, theirs none: ours wins and their SCCRQ is discarded
+    ep = Endpoint(EndpointConfig(), rng=nxt)
+    tid = ep.open_tunnel(peer, 0.0)
+    ep.receive_datagram(sccrq(), peer, 0.1)
+    assert list(ep.tunnels) == [tid]
+    # theirs has one, ours none: theirs wins
+    ep = Endpoint(EndpointConfig(tunnel=TunnelConfig(send_tie_breaker=False)), rng=nxt)
+    tid = ep.open_tunnel(peer, 0.0)
+    ep.receive_datagram(sccrq(avp(AvpType.TIE_BREAKER, b"\x99" * 8)), peer, 0.1)
+    assert tid not in ep.tunnels and len(ep.tunnels) == 1
+    # neither: two tunnels
+    ep = Endpoint(EndpointConfig(tunnel=TunnelConfig(send_tie_breaker=False)), rng=nxt)
+    ep.open_tunnel(peer, 0.0)
+    ep.receive_datagram(sccrq(), peer, 0.1)
+    assert len(ep.tunnels) == 2
 
 
 def test_garbage_never_disturbs_an_established_tunnel():
