@@ -24,7 +24,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..errors import L2tpProtocolError
+from ..errors import L2tpProtocolError, LocalUsageError
 from ..wire.avp import (
     TUNNEL_MESSAGES,
     Accm,
@@ -148,7 +148,7 @@ class Tunnel:
     def open(self, now: float) -> None:
         """LAC: start the control connection with SCCRQ."""
         if self.role is not Role.LAC or self.state is not TunnelState.IDLE:
-            raise L2tpProtocolError(StopCCNResult.FSM_ERROR, None, "open() is for an idle LAC tunnel")
+            raise LocalUsageError("open() is for an idle LAC tunnel")
         avps = [
             avp(AvpType.PROTOCOL_VERSION, PROTOCOL_VERSION),
             avp(AvpType.HOST_NAME, self.config.host_name),
@@ -190,9 +190,11 @@ class Tunnel:
     ) -> int:
         """LAC: place an incoming call (ICRQ). Queued until the tunnel is established."""
         if self.role is not Role.LAC:
-            raise L2tpProtocolError(CDNResult.GENERAL_ERROR, ErrorCode.BAD_VALUE, "only a LAC places calls")
+            raise LocalUsageError("only a LAC places calls")
         if self.state in (TunnelState.CLOSING, TunnelState.CLOSED):
-            raise L2tpProtocolError(CDNResult.GENERAL_ERROR, ErrorCode.NO_CONTROL_CONNECTION, "tunnel is closing")
+            raise LocalUsageError(f"tunnel {self.local_id} is closing")
+        if session_id in self.sessions or not 1 <= session_id <= 0xFFFF:
+            raise LocalUsageError(f"session id {session_id} is in use or out of range")
         s = Session(session_id, CallSide.LAC, SessionState.WAIT_TUNNEL, deadline=now + self.config.setup_timeout_s,
                     calling_number=calling_number, called_number=called_number)
         self.sessions[session_id] = s
