@@ -2,7 +2,7 @@
 #   make demo   installs fastl2tp and runs its main job
 #   make test   installs the test needs (Debian packages, the package with its test extras) and runs the tests
 PYTHON ?= python3
-DEB_TEST_PKGS = tshark iperf3
+DEB_TEST_PKGS = tshark iperf3 iproute2 iputils-ping
 PYTEST_ARGS ?=
 
 .PHONY: demo test install install-test deb-test bench

@@ -19,7 +19,8 @@ directives = {
     "cdivision": True,
     "embedsignature": True,
 }
-cflags = ["-O0", "-g"] if DEBUG else ["-O3"]
+# -UNDEBUG: Python's own CFLAGS carry -DNDEBUG, which would compile the C assert()s out of the debug build
+cflags = ["-O0", "-g", "-UNDEBUG"] if DEBUG else ["-O3"]
 macros = [] if DEBUG else [("NDEBUG", "1")]
 
 extensions = [

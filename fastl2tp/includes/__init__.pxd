@@ -1,0 +1,1 @@
+# (package marker so that `from fastl2tp.includes cimport linux` works)
