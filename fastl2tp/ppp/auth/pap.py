@@ -87,9 +87,9 @@ class PapAuthenticator(Authenticator):
         elif (
             self.state in (AuthState.SUCCEEDED, AuthState.FAILED)
             and self._reply is not None
-            and packet.identifier == self._request_identifier
-        ):
-            self._out.append((PROTO_PAP, self._reply))  # our reply was lost: repeat it
+            and packet.peer_id == self._peer_name
+        ):  # our reply was lost: repeat it to the retransmission, which has a new Identifier (RFC 1334 §2.2.1)
+            self._out.append((PROTO_PAP, self._reply[:1] + bytes((packet.identifier,)) + self._reply[2:]))
         else:
             self._drop(f"Authenticate-Request in state {self.state.value}")
 
