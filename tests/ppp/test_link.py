@@ -245,8 +245,6 @@ def test_loss_and_reordering_still_converge(method: AuthMethod, seed: int) -> No
     assert p.of("client", NetworkUp)[0].local_address == PEER_ADDR
 
 
-@pytest.mark.xfail(strict=True, reason="ChapPeer does not retransmit its Response (chap.py); the authenticator "
-                   "would repeat its Success to a repeated Response, but none comes")
 def test_lost_chap_success_is_recovered() -> None:
     lost: list[bytes] = []
 

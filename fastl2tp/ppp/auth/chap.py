@@ -251,6 +251,11 @@ class ChapPeer(AuthPeer):
         self._context: Any = None
         self._verdict_pending = False
         self._authenticated = False
+        self._resend_at: float | None = None  # while waiting for Success/Failure, repeat the Response
+
+    def get_timer(self) -> float | None:
+        timers = [t for t in (self._deadline, self._resend_at) if t is not None]
+        return min(timers) if timers else None
 
     def start(self, now: float) -> None:
         if self.state is AuthState.INITIAL:
@@ -258,8 +263,16 @@ class ChapPeer(AuthPeer):
             self._deadline = now + self.config.wait_timeout_s
 
     def handle_timer(self, now: float) -> None:
+        if self._resend_at is not None and now >= self._resend_at:
+            if self.state is AuthState.RESPONDED and self._verdict_pending:
+                # A lost Success/Failure: the authenticator answers a repeated Response again.
+                self._out.append((PROTO_CHAP, self._response))
+                self._resend_at = now + self.config.restart_interval_s
+            else:
+                self._resend_at = None
         if self._deadline is None or now < self._deadline:
             return
+        self._resend_at = None
         if self.state is AuthState.WAITING:
             self._fail(self.username, "timeout waiting for CHAP Challenge")
         elif self.state is AuthState.RESPONDED:
@@ -300,12 +313,14 @@ class ChapPeer(AuthPeer):
         if self.state is not AuthState.SUCCEEDED:
             self.state = AuthState.RESPONDED
             self._deadline = now + self.config.wait_timeout_s
+            self._resend_at = now + self.config.restart_interval_s
 
     def _on_status(self, packet: ChapStatus) -> None:
         if self._answered is None or packet.identifier != self._answered[0] or not self._verdict_pending:
             self._drop(f"CHAP {packet.code.name} id {packet.identifier} not for our response")
             return
         self._verdict_pending = False
+        self._resend_at = None
         if packet.code is ChapCode.FAILURE:
             reason, code = self._algo.on_failure(packet.message)
             self._fail(self.username, reason, code)

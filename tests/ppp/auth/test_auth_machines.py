@@ -218,6 +218,15 @@ def test_waiting_sides_time_out():
     cli = AuthPeer(AuthMethod.CHAP, "alice", PASSWORD)
     cli.start(0.0)
     cli.receive(encode_chap(ChapChallenge(1, b"x" * 16)), 1.0)
+    first = cli.take_output()
+    # the Response is repeated every restart interval (a lost Success/Failure), then the peer gives up
+    repeats = []
+    while cli.get_timer() < 31.0:
+        t = cli.get_timer()
+        cli.handle_timer(t)
+        assert cli.take_output() == first
+        repeats.append(t)
+    assert repeats == [4.0, 7.0, 10.0, 13.0, 16.0, 19.0, 22.0, 25.0, 28.0]
     assert cli.get_timer() == 31.0
     cli.handle_timer(31.0)
     assert events(cli)[0].reason == "timeout waiting for CHAP Success or Failure"
