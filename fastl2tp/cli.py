@@ -3,6 +3,7 @@
 Commands so far:
   fastl2tp selftest [--sessions N]   start an LNS and a LAC daemon on loopback, bring a tunnel with N
                                      sessions up and down, and report what happened (exit 0 on success)
+  fastl2tp check-config FILE        validate a configuration file (exit 0 when it is good)
   fastl2tp version
 The RouterOS-style menus (print, monitor, add, set) talk to a running daemon through its control socket
 and arrive with the management work; the CLI never imports the runtime.
@@ -80,6 +81,23 @@ def selftest(sessions: int) -> int:
                 p.wait()
 
 
+def check_config(path: str) -> int:
+    from .config import load_file
+    from .errors import ConfigError
+
+    try:
+        config = load_file(path)
+    except ConfigError as exc:
+        text = str(exc)
+        print(text if text.startswith(path) else f"{path}: {text}", file=sys.stderr)
+        return 1
+    server = config.l2tp_server.server
+    clients = [c for c in config.l2tp_client if not c.disabled]
+    print(f"{path}: ok (server {'enabled' if server.enabled else 'disabled'}, {len(config.ppp.secret)} secret(s), "
+          f"{len(clients)} of {len(config.l2tp_client)} client(s) enabled)")
+    return 0
+
+
 def _session_count(text: str) -> int:
     try:
         n = int(text)
@@ -95,11 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     st = sub.add_parser("selftest", help="bring a tunnel up and down between two local daemons")
     st.add_argument("--sessions", type=_session_count, default=2, metavar="N", help="1..100 (default 2)")
+    cc = sub.add_parser("check-config", help="validate a configuration file")
+    cc.add_argument("file")
     sub.add_parser("version", help="print the version")
     args = p.parse_args(argv)
     if args.command == "version":
         print(__version__)
         return 0
+    if args.command == "check-config":
+        return check_config(args.file)
     if args.command == "selftest":
         return selftest(args.sessions)
     p.print_help()

@@ -1,9 +1,11 @@
 """``fastl2tpd``: the fastl2tp daemon.
 
-This version runs the L2TP control plane on a uvloop event loop: as an LNS (``--listen``) it accepts
-tunnels and sessions, as a LAC (``--connect``) it dials one tunnel with ``--sessions`` calls. Tunnel
-and session events are logged (and printed as JSON lines with ``--events-json``). The configuration
-file, PPP and the data plane build on this (see ARCHITECTURE.md).
+``fastl2tpd -c /etc/fastl2tp/fastl2tpd.toml`` runs what the configuration says (server, clients, PPP,
+interfaces and routes) in the foreground, logging to stderr; SIGTERM stops it cleanly (StopCCN to the
+peers, interfaces and routes removed, exit 0).
+
+``--listen``/``--connect`` run only the L2TP control plane (tunnels and calls, no PPP, no interfaces),
+printing events as JSON lines with ``--events-json``: a tool for interoperability and load tests.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ def _positive(text: str) -> float:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fastl2tpd", description="fastl2tp daemon: L2TPv2 LNS and LAC.")
     mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("-c", "--config", metavar="FILE", help="run as configured in this TOML file")
     mode.add_argument("--listen", type=_address_arg, metavar="IP[:PORT]", help="serve as LNS on this address")
     mode.add_argument("--connect", type=_address_arg, metavar="IP[:PORT]", help="dial this LNS as LAC")
     p.add_argument("--bind", type=_address_arg, default=None, metavar="IP[:PORT]",
@@ -81,7 +84,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--receive-window", type=int, default=4)
     p.add_argument("--per-tunnel-port", action="store_true", help="LNS: answer each tunnel from its own port")
     p.add_argument("--events-json", action="store_true", help="print tunnel/session events as JSON lines")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
+                   help="overrides [daemon] log-level (default info)")
     return p
 
 
@@ -166,14 +170,54 @@ async def run(args: argparse.Namespace) -> int:
     return state["rc"]
 
 
+async def serve(config) -> int:
+    """Run a configured node until SIGTERM/SIGINT."""
+    from .errors import FastL2tpError
+    from .runtime.netlink import Netlink
+    from .runtime.node import Node
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with Netlink() as netlink:
+        node = Node(config, netlink)
+        try:
+            await node.start()
+        except (OSError, FastL2tpError) as exc:
+            log.error("cannot start: %s", exc)
+            await node.stop()
+            return 1
+        await stop.wait()
+        log.info("stopping")
+        await node.stop()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.sessions < 0 or args.sessions > 65535:
         parser().error("--sessions must be 0..65535")
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+    config = None
+    level = args.log_level or "info"
+    if args.config is not None:
+        from .config import load_file
+        from .errors import ConfigError
+
+        try:
+            config = load_file(args.config)
+        except ConfigError as exc:
+            text = str(exc)
+            where = "" if text.startswith(str(args.config)) else f"{args.config}: "
+            print(f"fastl2tpd: {where}{text}", file=sys.stderr)
+            return 2
+        level = args.log_level or config.daemon.log_level.value
+    logging.basicConfig(level=level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import uvloop
 
+    if config is not None:
+        return uvloop.run(serve(config))
     return uvloop.run(run(args))
 
 

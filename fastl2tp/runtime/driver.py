@@ -1,7 +1,7 @@
 """Drive a control ``Endpoint`` on an asyncio (uvloop) loop with real UDP sockets.
 
 aioquic's shape: every input (a datagram, a timer) is fed to the machine with ``now=loop.time()``,
-then ``_process()`` sends what the machine queued, hands its events to the owner and re-arms the one
+then ``flush()`` sends what the machine queued, hands its events to the owner and re-arms the one
 timer from ``get_timer()``.
 
 Sockets are non-blocking and read with ``loop.add_reader`` (no per-datagram transport objects). The
@@ -52,6 +52,7 @@ class ControlDriver:
         *,
         per_tunnel_port: bool = False,
         on_data: Callable[[bytes, tuple[str, int]], None] | None = None,
+        read_socket: bool = True,
     ):
         self.endpoint = endpoint
         self.loop = loop or asyncio.get_running_loop()
@@ -63,7 +64,9 @@ class ControlDriver:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.stats = {"send_errors": 0, "data_ignored": 0}
-        self.loop.add_reader(sock.fileno(), self._readable, sock)
+        self._reading = read_socket  # False: the data plane reads the socket and hands us control messages
+        if read_socket:
+            self.loop.add_reader(sock.fileno(), self._readable, sock)
 
     @property
     def local_address(self) -> tuple[str, int]:
@@ -84,7 +87,7 @@ class ControlDriver:
                 log.debug("recv error on %s: %s", sock.getsockname(), exc)
                 continue
             self.receive(data, addr[:2])
-        self._process()
+        self.flush()
 
     def receive(self, data: bytes, addr: tuple[str, int]) -> None:
         """One datagram (also used by the data plane to hand over punted control messages)."""
@@ -98,14 +101,14 @@ class ControlDriver:
         self._timer = None
         self._timer_at = None
         self.endpoint.handle_timer(self.now())
-        self._process()
+        self.flush()
 
     # --- commands (run them, then process) -------------------------------------------------------
 
     def call(self, fn: Callable[..., object], *args, **kwargs) -> object:
         """Run an endpoint command with ``now`` and send what it produced."""
         result = fn(*args, self.now(), **kwargs)
-        self._process()
+        self.flush()
         return result
 
     # --- output ---------------------------------------------------------------------------------
@@ -120,7 +123,8 @@ class ControlDriver:
             self.loop.add_reader(s.fileno(), self._readable, s)
         return s
 
-    def _process(self) -> None:
+    def flush(self) -> None:
+        """Send what the endpoint queued, deliver its events, re-arm the timer."""
         for d in self.endpoint.datagrams_to_send():
             try:
                 self._sock_for(d.tunnel_id).sendto(d.data, d.peer)
@@ -155,9 +159,10 @@ class ControlDriver:
             self._timer.cancel()
             self._timer = None
         for s in [self.sock, *self._tunnel_socks.values()]:
-            try:
-                self.loop.remove_reader(s.fileno())
-            except (ValueError, OSError):
-                pass
+            if s is not self.sock or self._reading:
+                try:
+                    self.loop.remove_reader(s.fileno())
+                except (ValueError, OSError):
+                    pass
             s.close()
         self._tunnel_socks.clear()

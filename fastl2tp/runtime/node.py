@@ -1,0 +1,511 @@
+"""The running daemon: configuration → L2TP endpoint + one PPP link per session + data plane + interfaces.
+
+``Node`` owns the I/O and wires the sans-IO machines together:
+
+- the UDP socket is read by the data plane (``_dp.DataPlane.rx_udp``, recvmmsg bursts); data goes
+  straight to the sessions' TUN devices, control messages and PPP control frames are punted back here;
+- control messages go to the ``Endpoint`` (through ``ControlDriver``), PPP frames to the session's
+  ``PppLink``; what the machines produce is sent (``DataPlane.send_ppp`` for PPP frames);
+- an L2TP ``SessionUp`` starts a ``PppLink``; its ``AuthRequested`` is answered from the local secrets
+  (RouterOS precedence, pools, only-one, caller-id); ``NetworkUp`` creates the TUN device, configures it
+  through netlink and hands the fd to the data plane; ``LinkDown`` sends CDN; an L2TP ``SessionDown``
+  stops the link. Every session's interface is removed when it goes down.
+- clients (``[[l2tp-client]]``) dial, and redial with backoff after a failure or a loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from .. import config as cfg
+from .._dp import DataPlane
+from ..control import events as ev
+from ..control.endpoint import Endpoint, EndpointConfig, TunnelSecret
+from ..control.tunnel import TunnelConfig
+from ..errors import FastL2tpError
+from ..ppp.auth import AuthDecision, verify_locally
+from ..ppp.events import AuthRequested, AuthResult, Ipv6Up, LinkDown, NetworkDown, NetworkUp, Role
+from ..ppp.ipcp import IpcpConfig
+from ..ppp.lcp import LcpConfig
+from ..ppp.link import ADMINISTRATIVE, LinkConfig, PppLink
+from ..wire.avp import CDNResult, ErrorCode, ResultCode, StopCCNResult
+from .driver import ControlDriver, open_udp
+from .netlink import Netlink
+from .tun import TunDevice, linux_ifname, open_tun
+
+log = logging.getLogger(__name__)
+
+REDIAL_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+TCP_IP_HEADERS = 40  # MSS = MTU - 20 (IPv4) - 20 (TCP)
+
+
+@dataclass(eq=False)
+class Session:
+    """One L2TP session and its PPP link, as the runtime sees it."""
+
+    tunnel_id: int
+    session_id: int
+    peer: tuple[str, int]
+    link: PppLink
+    client: Client | None = None  # set for sessions we dialed
+    user: str = ""
+    display_name: str = ""
+    ifname: str = ""
+    tun: TunDevice | None = None
+    secret: cfg.Secret | None = None
+    params: cfg.SessionParams | None = None
+    leases: list[IPv4Address] = field(default_factory=list)
+    local_address: IPv4Address | None = None
+    remote_address: IPv4Address | None = None
+    slot: int = -1  # the data plane's index of this session
+    timer: asyncio.TimerHandle | None = None
+    timer_at: float | None = None
+    up_since: float | None = None
+    status: str = "connecting"
+    closed: bool = False
+    host_route: object | None = None
+    default_route: object | None = None
+    setup: asyncio.Task | None = None
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.tunnel_id, self.session_id)
+
+
+@dataclass(eq=False)
+class Client:
+    """One ``[[l2tp-client]]`` entry: dials, keeps its session, redials."""
+
+    conf: cfg.L2tpClient
+    status: str = "disabled"
+    tunnel_id: int | None = None
+    session: Session | None = None
+    failures: int = 0
+    redial: asyncio.TimerHandle | None = None
+    last_reason: str = ""
+
+
+class Node:
+    def __init__(self, config: cfg.Config, netlink: Netlink, *, host_name: str | None = None,
+                 loop: asyncio.AbstractEventLoop | None = None):
+        self.config = config
+        self.netlink = netlink
+        self.loop = loop or asyncio.get_running_loop()
+        self.host_name = host_name or socket.gethostname() or "fastl2tp"
+        self.pools = cfg.IpPools.from_config(config)
+        self.dp = DataPlane()
+        self.sessions: dict[tuple[int, int], Session] = {}
+        self.clients: list[Client] = [Client(c) for c in config.l2tp_client]
+        self._client_tunnels: dict[int, Client] = {}
+        self.driver: ControlDriver | None = None
+        self.sock: socket.socket | None = None
+        self._sock_index = -1
+        self._ifnames: set[str] = set()
+        self.stopping = False
+
+    # --- start and stop ------------------------------------------------------------------------------
+
+    def _endpoint_config(self) -> EndpointConfig:
+        server = self.config.l2tp_server.server
+        secrets = tuple(TunnelSecret(s.address, s.secret.encode()) for s in self.config.ppp.l2tp_secret)
+        return EndpointConfig(
+            tunnel=TunnelConfig(host_name=self.host_name.encode()[:64] or b"fastl2tp"),
+            accept_tunnels=server.enabled,
+            secrets=secrets,
+        )
+
+    async def start(self) -> None:
+        leftovers = await self.netlink.cleanup_leftovers()
+        if leftovers:
+            log.info("removed leftovers of an earlier run: %s", leftovers)
+        server = self.config.l2tp_server.server
+        if server.enabled:
+            self.sock = open_udp(str(server.listen_address), server.port)
+        else:
+            self.sock = open_udp("0.0.0.0", 0)
+        self._sock_index = self.dp.add_socket(self.sock.fileno())
+        endpoint = Endpoint(self._endpoint_config())
+        self.driver = ControlDriver(endpoint, self.sock, self._on_l2tp_event, self.loop, read_socket=False)
+        self.loop.add_reader(self.sock.fileno(), self._udp_readable)
+        where = "%s:%d" % self.driver.local_address
+        log.info("L2TP %s on %s", "server listening" if server.enabled else "client socket", where)
+        for c in self.clients:
+            if c.conf.disabled:
+                log.info("client %s is disabled (set disabled = false to dial)", c.conf.name)
+            else:
+                self._dial(c)
+
+    async def stop(self) -> None:
+        """StopCCN to every peer, every interface and route removed."""
+        self.stopping = True
+        for c in self.clients:
+            if c.redial is not None:
+                c.redial.cancel()
+        for s in list(self.sessions.values()):
+            s.link.close(ADMINISTRATIVE, self.now())
+            self._pump(s)
+        if self.driver is not None:
+            self.driver.call(self.driver.endpoint.close_all)
+            deadline = self.loop.time() + 3.0
+            while (any(t.state.value == "closing" for t in self.driver.endpoint.tunnels.values())
+                   and self.loop.time() < deadline):
+                await asyncio.sleep(0.05)
+        for s in list(self.sessions.values()):
+            await self._teardown(s, "daemon stopping")
+        if self.driver is not None:
+            self.loop.remove_reader(self.sock.fileno())
+            self.driver.close()
+            self.driver = None
+
+    def now(self) -> float:
+        return self.loop.time()
+
+    # --- packets from the data plane -------------------------------------------------------------------
+
+    def _udp_readable(self) -> None:
+        try:
+            self.dp.rx_udp(self._sock_index)
+        except OSError as exc:
+            log.warning("receive error: %s", exc)
+        for item in self.dp.take_punted():
+            if item[0] == "control":
+                _, data, addr, _sock = item
+                self.driver.receive(data, addr)
+            else:
+                _, tunnel_id, session_id, frame = item
+                s = self.sessions.get((tunnel_id, session_id))
+                if s is not None and not s.closed:
+                    s.link.receive_frame(frame, self.now())
+                    self._pump(s)
+        self.driver.flush()
+
+    # --- L2TP events -----------------------------------------------------------------------------------
+
+    def _on_l2tp_event(self, e: ev.Event) -> None:
+        if isinstance(e, ev.SessionUp):
+            self._session_up(e)
+        elif isinstance(e, ev.SessionDown):
+            s = self.sessions.get((e.tunnel_id, e.session_id))
+            if s is not None:
+                s.link.lower_down(self.now(), e.reason)
+                self._pump(s)
+                self._schedule_teardown(s, e.reason)
+            elif e.tunnel_id in self._client_tunnels:
+                self._client_failed(self._client_tunnels[e.tunnel_id], e.reason)
+        elif isinstance(e, ev.TunnelDown):
+            c = self._client_tunnels.pop(e.tunnel_id, None)
+            if c is not None:
+                self._client_failed(c, e.reason)
+        elif isinstance(e, ev.TunnelUp):
+            log.info("tunnel %d up with %s:%d (%s)", e.tunnel_id, e.peer[0], e.peer[1],
+                     e.peer_host_name.decode("utf-8", "replace"))
+
+    def _lcp_config(self, mru: int, max_mtu: int, keepalive: float | None) -> LcpConfig:
+        return LcpConfig(mru=mru, max_mtu=max_mtu, keepalive_timeout_s=keepalive)
+
+    def _session_up(self, e: ev.SessionUp) -> None:
+        client = self._client_tunnels.get(e.tunnel_id)
+        if client is not None:
+            c = client.conf
+            link = PppLink(Role.CLIENT, LinkConfig(
+                lcp=self._lcp_config(c.max_mru, c.max_mtu, c.keepalive_timeout), allow=c.allow,
+                username=c.user, password=c.password, auth_name=self.host_name,
+                ipcp=IpcpConfig(request_dns=False)), now=self.now())
+        else:
+            server = self.config.l2tp_server.server
+            default = cfg.effective_session(self.config, None)
+            link = PppLink(Role.SERVER, LinkConfig(
+                lcp=self._lcp_config(server.max_mru, server.max_mtu, server.keepalive_timeout),
+                authenticate=server.authentication, auth_name=self.host_name, ipcp=None,
+                use_ipv6=default.use_ipv6 is not cfg.UseIpv6.NO), now=self.now())
+        s = Session(e.tunnel_id, e.session_id, e.peer, link, client=client)
+        self.sessions[s.key] = s
+        if client is not None:
+            client.session = s
+            client.status = "verifying password..."
+        s.slot = self.dp.add_session(e.tunnel_id, e.session_id, self._peer_tunnel_id(e.tunnel_id),
+                                     e.peer_session_id, e.peer[0], e.peer[1], self._sock_index, -1,
+                                     tx_seq=e.sequencing_required)
+        link.open(self.now())
+        self._pump(s)
+
+    def _peer_tunnel_id(self, tunnel_id: int) -> int:
+        return self.driver.endpoint.tunnels[tunnel_id].peer_tunnel_id
+
+    # --- PPP ---------------------------------------------------------------------------------------------
+
+    def _pump(self, s: Session) -> None:
+        """Send the link's frames, act on its events, re-arm its timer."""
+        for frame in s.link.take_frames():
+            try:
+                self.dp.send_ppp(s.tunnel_id, s.session_id, frame)
+            except (OSError, KeyError) as exc:
+                log.debug("session %d/%d: cannot send PPP frame: %s", s.tunnel_id, s.session_id, exc)
+        while (event := s.link.next_event()) is not None:
+            try:
+                self._on_link_event(s, event)
+            except FastL2tpError as exc:
+                log.error("session %d/%d: %s", s.tunnel_id, s.session_id, exc)
+                s.link.close(str(exc), self.now())
+            except Exception:  # noqa: BLE001 - the per-session guard: a bug ends this session only
+                log.exception("session %d/%d: internal error", s.tunnel_id, s.session_id)
+                s.link.close("internal error", self.now())
+        for frame in s.link.take_frames():
+            try:
+                self.dp.send_ppp(s.tunnel_id, s.session_id, frame)
+            except (OSError, KeyError):
+                pass
+        at = s.link.get_timer()
+        if at != s.timer_at:
+            if s.timer is not None:
+                s.timer.cancel()
+            s.timer = self.loop.call_at(at, self._link_timer, s) if at is not None and not s.closed else None
+            s.timer_at = at
+
+    def _link_timer(self, s: Session) -> None:
+        s.timer = None
+        s.timer_at = None
+        if not s.closed:
+            s.link.handle_timer(self.now())
+            self._pump(s)
+            self.driver.flush()
+
+    def _on_link_event(self, s: Session, e: object) -> None:
+        if isinstance(e, AuthRequested):
+            self._authenticate(s, e)
+        elif isinstance(e, AuthResult):
+            s.user = s.user or e.username
+            if e.succeeded:
+                log.info("session %d/%d: user %s authenticated (%s)", s.tunnel_id, s.session_id, e.username,
+                         e.method.value)
+            else:
+                log.warning("session %d/%d: authentication failed for user %s: %s", s.tunnel_id, s.session_id,
+                            e.username, e.reason)
+        elif isinstance(e, NetworkUp):
+            self._network_up(s, e)
+        elif isinstance(e, Ipv6Up):
+            if s.ifname and e.interface_id and e.peer_interface_id:
+                self._spawn(s, self.netlink.add_ipv6_link_local(s.ifname, e.interface_id, e.peer_interface_id))
+        elif isinstance(e, NetworkDown):
+            log.info("session %d/%d: %s down: %s", s.tunnel_id, s.session_id, hex(e.protocol), e.reason)
+        elif isinstance(e, LinkDown):
+            self._link_down(s, e.reason)
+
+    def _authenticate(self, s: Session, e: AuthRequested) -> None:
+        req = e.request
+        user = req.username
+        s.user = user
+        now = self.now()
+        refusal = self._refuse_login(s, user)
+        secret = cfg.find_secret(self.config, user)
+        if refusal is None and secret is None:
+            refusal = "no such user"
+        if refusal is not None:
+            log.warning("session %d/%d: login of user %s refused: %s", s.tunnel_id, s.session_id, user, refusal)
+            s.link.complete_auth(req.request_id, AuthDecision(False, reason=refusal), now)
+            return
+        decision = verify_locally(req, secret.password)
+        if not decision.accepted:
+            s.link.complete_auth(req.request_id, decision, now)
+            return
+        params = cfg.effective_session(self.config, secret)
+        if params.only_one and any(o.user == user and o is not s and o.up_since is not None
+                                   for o in self.sessions.values()):
+            log.warning("session %d/%d: user %s already connected (only-one)", s.tunnel_id, s.session_id, user)
+            s.link.complete_auth(req.request_id, AuthDecision(False, reason="already connected (only-one)"), now)
+            return
+        s.secret, s.params = secret, params
+        local = self._address(s, params.local_address)
+        remote = self._address(s, params.remote_address)
+        ipcp = None
+        if local is not None and remote is not None:
+            ipcp = IpcpConfig(local_address=local, remote_address=remote, dns_servers=params.dns_server,
+                              wins_servers=params.wins_server)
+        s.link.complete_auth(req.request_id, decision, now, ipcp=ipcp)
+
+    def _refuse_login(self, s: Session, user: str) -> str | None:
+        server = self.config.l2tp_server.server
+        if server.one_session_per_host and any(o.peer[0] == s.peer[0] and o is not s and o.client is None
+                                               for o in self.sessions.values()):
+            return f"one session per host: {s.peer[0]} already has one"
+        if server.max_sessions is not None:
+            active = sum(1 for o in self.sessions.values() if o.client is None and o.up_since is not None)
+            if active >= server.max_sessions:
+                return f"max-sessions ({server.max_sessions}) reached"
+        secret = cfg.find_secret(self.config, user)
+        if secret is not None and secret.caller_id:
+            if secret.caller_id != s.peer[0]:
+                return f"caller-id {s.peer[0]} does not match {secret.caller_id}"
+        return None
+
+    def _address(self, s: Session, value: IPv4Address | str | None) -> IPv4Address | None:
+        if value is None or isinstance(value, IPv4Address):
+            return value
+        addr = self.pools.allocate(value, s.key)
+        if addr is None:
+            log.warning("session %d/%d: pool %s is exhausted", s.tunnel_id, s.session_id, value)
+        else:
+            s.leases.append(addr)
+        return addr
+
+    def _network_up(self, s: Session, e: NetworkUp) -> None:
+        if s.tun is not None:
+            return  # IPCP renegotiated: the interface stays
+        if s.client is not None:
+            display = s.client.conf.name
+        else:
+            static = cfg.static_interface(self.config, s.user)
+            display = static.name if static is not None else f"<l2tp-{s.user}>"
+        ifname = linux_ifname(display, self._ifnames)
+        s.display_name, s.ifname = display, ifname
+        s.local_address, s.remote_address = e.local_address, e.peer_address
+        try:
+            s.tun = open_tun(ifname)
+        except FastL2tpError as exc:
+            s.link.close(f"cannot create interface {ifname}: {exc}", self.now())
+            return
+        self._ifnames.add(ifname)
+        s.setup = self._spawn(s, self._configure(s, e))
+
+    async def _configure(self, s: Session, e: NetworkUp) -> None:
+        nl = self.netlink
+        await nl.mark_link(s.ifname)
+        await nl.configure_ptp(s.ifname, e.local_address, e.peer_address, e.mtu)
+        if s.closed:
+            return
+        change_mss = s.params.change_tcp_mss if s.params is not None else True
+        if s.client is not None:
+            change_mss = cfg.effective_client(self.config, s.client.conf).change_tcp_mss
+        mss = max(e.mtu - TCP_IP_HEADERS, 0) if change_mss else 0
+        self.dp.update_session(s.tunnel_id, s.session_id, tun_fd=s.tun.fileno(), mss=mss)
+        self.loop.add_reader(s.tun.fileno(), self._tun_readable, s)
+        if s.secret is not None:
+            for r in s.secret.routes:
+                gw = r.gateway if r.gateway is not None else None
+                await nl.add_route(r.dst, gw, None if gw is not None else s.ifname, r.metric)
+        if s.client is not None and s.client.conf.add_default_route:
+            s.default_route = await nl.add_default_route(s.ifname, s.client.conf.default_route_distance,
+                                                         server=s.peer[0])
+        s.up_since = self.now()
+        s.status = "connected"
+        if s.client is not None:
+            s.client.status = "connected"
+            s.client.failures = 0
+        log.info("session %d/%d: %s up, user %s, %s -> %s, mtu %d", s.tunnel_id, s.session_id, s.display_name,
+                 s.user, e.local_address, e.peer_address, e.mtu)
+
+    def _tun_readable(self, s: Session) -> None:
+        try:
+            self.dp.rx_tun(s.slot)
+        except OSError as exc:
+            log.debug("%s: read error: %s", s.ifname, exc)
+
+    def _spawn(self, s: Session, coro) -> asyncio.Task:
+        task = self.loop.create_task(coro)
+
+        def done(t: asyncio.Task) -> None:
+            if t.cancelled():
+                return
+            exc = t.exception()
+            if exc is not None:
+                log.error("session %d/%d: %s: %s", s.tunnel_id, s.session_id, s.ifname, exc)
+                if not s.closed:
+                    s.link.close(f"interface setup failed: {exc}", self.now())
+                    self._pump(s)
+
+        task.add_done_callback(done)
+        return task
+
+    def _link_down(self, s: Session, reason: str) -> None:
+        log.info("session %d/%d: link down (user %s): %s", s.tunnel_id, s.session_id, s.user or "-", reason)
+        if self.driver is not None and (s.tunnel_id, s.session_id) in self.sessions:
+            result = ResultCode(CDNResult.ADMIN if reason == ADMINISTRATIVE else CDNResult.GENERAL_ERROR,
+                                ErrorCode.NO_ERROR, reason.encode()[:200])
+            self.driver.call(self.driver.endpoint.close_session, s.tunnel_id, s.session_id, result=result,
+                             reason=reason)
+            if s.client is not None and s.client.tunnel_id is not None:
+                self.driver.call(self.driver.endpoint.close_tunnel, s.client.tunnel_id,
+                                 result=ResultCode(StopCCNResult.GENERAL_REQUEST, 0), reason=reason)
+        self._schedule_teardown(s, reason)
+
+    def _schedule_teardown(self, s: Session, reason: str) -> None:
+        if not s.closed:
+            s.closed = True
+            self.loop.create_task(self._teardown(s, reason))
+
+    async def _teardown(self, s: Session, reason: str) -> None:
+        s.closed = True
+        if self.sessions.pop(s.key, None) is None:
+            return
+        if s.timer is not None:
+            s.timer.cancel()
+        if s.setup is not None and not s.setup.done():
+            s.setup.cancel()
+        if s.tun is not None:
+            try:
+                self.loop.remove_reader(s.tun.fileno())
+            except (ValueError, OSError):
+                pass
+        try:
+            self.dp.remove_session(s.tunnel_id, s.session_id)
+        except KeyError:
+            pass
+        if s.default_route is not None:
+            try:
+                await self.netlink.del_default_route(s.default_route)
+            except FastL2tpError as exc:
+                log.warning("%s: removing the default route: %s", s.ifname, exc)
+        if s.tun is not None:
+            s.tun.close()  # the kernel removes the interface, its addresses and routes
+            self._ifnames.discard(s.ifname)
+        for a in s.leases:
+            self.pools.release(a)
+        if s.client is not None:
+            self._client_failed(s.client, reason)
+
+    # --- clients ---------------------------------------------------------------------------------------
+
+    def _dial(self, c: Client) -> None:
+        c.redial = None
+        if self.stopping or c.conf.disabled:
+            return
+        try:
+            host = str(ipaddress.ip_address(str(c.conf.connect_to)))
+        except ValueError:
+            try:
+                host = socket.gethostbyname(str(c.conf.connect_to))
+            except OSError as exc:
+                self._client_failed(c, f"cannot resolve {c.conf.connect_to}: {exc}")
+                return
+        c.status = "dialing"
+        tid = self.driver.call(self.driver.endpoint.open_tunnel, (host, c.conf.port))
+        c.tunnel_id = tid
+        self._client_tunnels[tid] = c
+        self.driver.call(self.driver.endpoint.open_session, tid)
+        log.info("client %s: dialing %s:%d", c.conf.name, host, c.conf.port)
+
+    def _client_failed(self, c: Client, reason: str) -> None:
+        if c.redial is not None or self.stopping:
+            return
+        if c.tunnel_id is not None:
+            self._client_tunnels.pop(c.tunnel_id, None)
+            if self.driver is not None and c.tunnel_id in self.driver.endpoint.tunnels:
+                self.driver.call(self.driver.endpoint.close_tunnel, c.tunnel_id)
+            c.tunnel_id = None
+        if c.session is not None and not c.session.closed:
+            s = c.session
+            s.link.close(reason, self.now())
+            self._pump(s)
+            self._schedule_teardown(s, reason)
+        c.session = None
+        c.status = "terminated"
+        c.last_reason = reason
+        delay = REDIAL_BACKOFF_S[min(c.failures, len(REDIAL_BACKOFF_S) - 1)]
+        c.failures += 1
+        log.info("client %s: %s; redialing in %.0f s", c.conf.name, reason, delay)
+        c.redial = self.loop.call_later(delay, self._dial, c)
