@@ -2,16 +2,20 @@
 #   make demo   installs fastl2tp and runs its main job
 #   make test   installs the test needs (Debian packages, the package with its test extras) and runs the tests
 PYTHON ?= python3
+DEB_DEMO_PKGS = iperf3 iputils-ping
 DEB_TEST_PKGS = tshark iperf3 iproute2 iputils-ping
 PYTEST_ARGS ?=
 
-.PHONY: demo test install install-test deb-test bench
+.PHONY: demo test install install-test deb-test deb-demo bench
 
 install:
 	$(PYTHON) -m pip install -q -e .
 
 install-test: deb-test
 	$(PYTHON) -m pip install -q -e ".[test]"
+
+deb-demo:
+	@$(MAKE) --no-print-directory deb-test DEB_TEST_PKGS="$(DEB_DEMO_PKGS)"
 
 deb-test:
 	@missing=""; for p in $(DEB_TEST_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -20,8 +24,8 @@ deb-test:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-demo: install
-	fastl2tp selftest
+demo: deb-demo install
+	$(PYTHON) -m fastl2tp demo
 
 test: install-test
 	$(PYTHON) -m pytest $(PYTEST_ARGS)

@@ -1,6 +1,7 @@
 """``fastl2tp``: the command-line tool.
 
 Commands so far:
+  fastl2tp demo [--iperf-seconds N] the manual's Router-to-Router example in two network namespaces (root)
   fastl2tp selftest [--sessions N]   start an LNS and a LAC daemon on loopback, bring a tunnel with N
                                      sessions up and down, and report what happened (exit 0 on success)
   fastl2tp check-config FILE        validate a configuration file (exit 0 when it is good)
@@ -111,6 +112,8 @@ def _session_count(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="fastl2tp", description="fastl2tp command-line tool")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    dm = sub.add_parser("demo", help="run the manual's Router-to-Router example in two namespaces (root)")
+    dm.add_argument("--iperf-seconds", type=int, default=5, metavar="N", help="iperf3 run length, 0 to skip")
     st = sub.add_parser("selftest", help="bring a tunnel up and down between two local daemons")
     st.add_argument("--sessions", type=_session_count, default=2, metavar="N", help="1..100 (default 2)")
     cc = sub.add_parser("check-config", help="validate a configuration file")
@@ -120,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "version":
         print(__version__)
         return 0
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return run_demo(max(0, args.iperf_seconds))
     if args.command == "check-config":
         return check_config(args.file)
     if args.command == "selftest":

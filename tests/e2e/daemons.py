@@ -1,0 +1,68 @@
+"""Run fastl2tpd daemons inside test namespaces and wait for what they do."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+
+from tests.netns import NetNS
+
+LNS_IP, LAC_IP = "192.0.2.1", "192.0.2.2"
+
+
+class Daemon:
+    def __init__(self, ns: NetNS, config_text: str, tmp: Path, name: str):
+        self.ns = ns
+        self.path = tmp / f"{name}.toml"
+        self.path.write_text(config_text)
+        self.log = tmp / f"{name}.log"
+        self._logf = open(self.log, "w")
+        self.p = ns.popen([sys.executable, "-m", "fastl2tp.daemon", "-c", str(self.path), "--log-level", "debug"],
+                          stdout=self._logf, stderr=self._logf)
+
+    def text(self) -> str:
+        self._logf.flush()
+        return self.log.read_text()
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+        rc = self.p.wait(timeout=timeout)
+        self._logf.close()
+        return rc
+
+
+def wait_for(pred, timeout: float = 20.0, what: str = "condition", on_fail=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.1)
+    detail = on_fail() if on_fail else ""
+    raise AssertionError(f"timed out waiting for {what}\n{detail}")
+
+
+def link_addr(ns: NetNS, ifname: str) -> tuple[str, str] | None:
+    """(local, peer) IPv4 of an interface, or None while it is not there."""
+    link = ns.link(ifname)
+    if link is None:
+        return None
+    for info in ns.ip_json("-4", "addr", "show", "dev", ifname):
+        for a in info.get("addr_info", []):
+            if a.get("family") == "inet":
+                return a["local"], a.get("address", "")
+    return None
+
+
+def pair(netns) -> tuple[NetNS, NetNS]:
+    """Two namespaces joined by a veth: LNS 192.0.2.1/24, LAC 192.0.2.2/24."""
+    lns, lac = netns.new("lns"), netns.new("lac")
+    netns.veth(lns, "wan0", lac, "wan0")
+    lns.ip("addr", "add", f"{LNS_IP}/24", "dev", "wan0")
+    lac.ip("addr", "add", f"{LAC_IP}/24", "dev", "wan0")
+    lns.up()
+    lac.up()
+    return lns, lac
