@@ -170,9 +170,10 @@ async def run(args: argparse.Namespace) -> int:
     return state["rc"]
 
 
-async def serve(config) -> int:
-    """Run a configured node until SIGTERM/SIGINT."""
-    from .errors import FastL2tpError
+async def serve(config, path: str) -> int:
+    """Run a configured node until SIGTERM/SIGINT; SIGHUP reloads ``path``."""
+    from .config import load_file
+    from .errors import ConfigError, FastL2tpError
     from .runtime.netlink import Netlink
     from .runtime.node import Node
 
@@ -180,8 +181,18 @@ async def serve(config) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+
+    def reload() -> None:
+        try:
+            new = load_file(path)
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            return
+        node.reload(new)
+
     async with Netlink() as netlink:
         node = Node(config, netlink)
+        loop.add_signal_handler(signal.SIGHUP, reload)
         try:
             await node.start()
         except (OSError, FastL2tpError) as exc:
@@ -217,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvloop
 
     if config is not None:
-        return uvloop.run(serve(config))
+        return uvloop.run(serve(config, args.config))
     return uvloop.run(run(args))
 
 

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 import socket
@@ -164,6 +165,61 @@ class Node:
 
     def now(self) -> float:
         return self.loop.time()
+
+    def reload(self, config: cfg.Config) -> None:
+        """Apply a new configuration (SIGHUP) without dropping sessions the change does not touch:
+        new secrets and profiles apply to the next login; a disabled server ends the server's sessions;
+        clients that were removed, disabled or changed hang up, new or re-enabled ones dial."""
+        old = self.config
+        self.config = config
+        if self.driver is not None:
+            self.driver.endpoint.config = self._endpoint_config()
+        old_server, server = old.l2tp_server.server, config.l2tp_server.server
+        if (server.listen_address, server.port) != (old_server.listen_address, old_server.port):
+            log.warning("listen-address/port changes take effect at the next start")
+        pools = cfg.IpPools.from_config(config)
+        for s in self.sessions.values():
+            for a in s.leases:
+                for pool in pools.values():
+                    if a in pool:
+                        pool.allocate(s.key, prefer=a)
+                        break
+        self.pools = pools
+        if old_server.enabled and not server.enabled:
+            for s in [s for s in self.sessions.values() if s.client is None]:
+                s.link.close("server disabled", self.now())
+                self._pump(s)
+        old_clients = {c.conf.name: c for c in self.clients}
+        self.clients = []
+        for conf in config.l2tp_client:
+            c = old_clients.pop(conf.name, None)
+            if c is not None and c.conf == conf:
+                self.clients.append(c)
+                continue
+            if c is not None:
+                self._hang_up(c, "configuration changed")
+            c = Client(conf)
+            self.clients.append(c)
+            if not conf.disabled:
+                self._dial(c)
+        for c in old_clients.values():
+            self._hang_up(c, "removed from the configuration")
+        if self.driver is not None:
+            self.driver.flush()
+        log.info("configuration reloaded")
+
+    def _hang_up(self, c: Client, reason: str) -> None:
+        """Stop a client for good (no redial)."""
+        if c.redial is not None:
+            c.redial.cancel()
+            c.redial = None
+        c.conf = dataclasses.replace(c.conf, disabled=True)
+        if c.session is not None and not c.session.closed:
+            c.session.link.close(reason, self.now())
+            self._pump(c.session)
+        elif c.tunnel_id is not None and self.driver is not None:
+            self.driver.call(self.driver.endpoint.close_tunnel, c.tunnel_id)
+        c.status = "disabled"
 
     # --- packets from the data plane -------------------------------------------------------------------
 
@@ -490,7 +546,11 @@ class Node:
         log.info("client %s: dialing %s:%d", c.conf.name, host, c.conf.port)
 
     def _client_failed(self, c: Client, reason: str) -> None:
-        if c.redial is not None or self.stopping:
+        if c.redial is not None or self.stopping or c.conf.disabled:
+            if c.tunnel_id is not None:
+                self._client_tunnels.pop(c.tunnel_id, None)
+                c.tunnel_id = None
+            c.session = None
             return
         if c.tunnel_id is not None:
             self._client_tunnels.pop(c.tunnel_id, None)
