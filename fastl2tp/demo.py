@@ -85,7 +85,7 @@ class Namespaces:
             ipr.link("add", ifname="ToInternet", kind="veth", peer={"ifname": "ToInternet", "net_ns_fd": self.remote})
         for name, wan, other, lan, lan_if in (
             (self.home, HOME_WAN, REMOTE_WAN, HOME_LAN, "LocalHomeOffice"),
-            (self.remote, REMOTE_WAN, HOME_WAN, REMOTE_LAN, "LocalRemoteOffice"),
+            (self.remote, REMOTE_WAN, HOME_WAN, REMOTE_LAN, "LocalRemoteOfc"),  # IFNAMSIZ: 15 bytes
         ):
             with IPRoute(netns=name) as ipr:
                 lo = ipr.link_lookup(ifname="lo")[0]
@@ -177,10 +177,11 @@ def _wait(pred, timeout: float, what: str):
 def _ping(ns: Namespaces, where: str, dst: str, src: str | None = None) -> str:
     cmd = ["ping", "-c", "3", "-i", "0.2", "-W", "2"] + (["-I", src] if src else []) + [dst]
     r = ns.run(where, cmd)
-    m = re.search(r"(\d+) packets transmitted, (\d+) received.*?(?:rtt [^=]+= [\d.]+/([\d.]+)/)?", r.stdout, re.S)
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", r.stdout)
     if r.returncode != 0 or not m:
         raise DemoError(f"ping {dst} failed: {r.stdout.strip() or r.stderr.strip()}")
-    avg = f", avg {m.group(3)} ms" if m.group(3) else ""
+    rtt = re.search(r"= [\d.]+/([\d.]+)/", r.stdout)
+    avg = f", avg {rtt.group(1)} ms" if rtt else ""
     return f"{m.group(2)}/{m.group(1)} replies{avg}"
 
 
@@ -218,7 +219,7 @@ def run_demo(iperf_seconds: int = 5, out=sys.stdout) -> int:
         say("fastl2tp demo: the RouterOS manual's Router-to-Router example in two network namespaces")
         ns.create()
         say(f"  [HomeOffice]   ToInternet {HOME_WAN}/24, LocalHomeOffice {HOME_LAN}/24, L2TP server")
-        say(f"  [RemoteOffice] ToInternet {REMOTE_WAN}/24, LocalRemoteOffice {REMOTE_LAN}/24, client to {HOME_WAN}")
+        say(f"  [RemoteOffice] ToInternet {REMOTE_WAN}/24, LocalRemoteOfc {REMOTE_LAN}/24, client to {HOME_WAN}")
         (tmp / "home.toml").write_text(SERVER_CONFIG)
         (tmp / "remote.toml").write_text(CLIENT_CONFIG)
         logs = {name: open(tmp / f"{name}.log", "w") for name in ("home", "remote")}
