@@ -6,10 +6,10 @@ reads outside ``[p, p + n)``, allocates nothing, and reports failure as a ``dp_r
 has a counter). ``fastl2tp.wire`` holds the pure-Python twin of each parser (the test oracle).
 """
 
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uint64_t
 from posix.uio cimport iovec
 
-from fastl2tp.includes.linux cimport mmsghdr, sockaddr_storage
+from fastl2tp.includes.linux cimport mmsghdr, sockaddr_storage, socklen_t
 
 # --- L2TP header (RFC 2661 §3.1) ----------------------------------------------------------------------
 
@@ -40,6 +40,17 @@ ctypedef enum dp_reason:
     DP_OFFSET_PAST_END            # header (offset padding) runs past Length / the datagram
     DP_PPP_SHORT                  # data message whose PPP header is truncated
     DP_PPP_BAD_PROTO              # PPP protocol field not valid (even low byte / odd high byte)
+    # The DataPlane's own reasons (after the parse): per session where the session is known.
+    DP_NO_SESSION                 # data message for a (tunnel id, session id) we do not have
+    DP_PEER_MISMATCH              # data message for a session from another address/port than its peer
+    DP_BAD_IP                     # IP version nibble does not match the PPP protocol (rx) / not 4 or 6 (TUN)
+    DP_TOO_BIG                    # datagram or TUN packet larger than a slot (truncated), or header overflow
+    DP_TUN_WRITE                  # write() to the session's TUN fd failed
+    DP_UDP_EAGAIN                 # sendmmsg/sendmsg would block (socket buffer full)
+    DP_UDP_SEND                   # sendmmsg/sendmsg failed for a message (any other errno)
+    DP_UDP_RECV                   # recvmmsg reported a pending socket error (ICMP unreachable, ...)
+    DP_PUNT_FULL                  # punt queue full: Python did not drain take_punted() in time
+    DP_NO_TUN                     # IP packet for a session whose TUN fd is not set yet (-1)
     DP_NREASONS                   # number of reasons; keep last
 
 cdef enum:
@@ -122,3 +133,127 @@ cdef class PacketBatch:
     cdef readonly uint64_t control_packets    # control messages (to be punted to Python)
 
     cdef Py_ssize_t parse_all(self) noexcept nogil
+
+
+# --- the per-packet engine ----------------------------------------------------------------------------------
+#
+# Pipeline (each stage a C call inside one ``with nogil`` burst; the table only changes with the GIL held):
+#
+#   rx_udp(sock): recvmmsg -> l2tp_parse -> T bit? punt control (copy + source address)
+#                 -> hash lookup (our tunnel id, session id) -> peer address check -> [Ns tracking]
+#                 -> ppp_parse -> [hook: MP 0x003D reassembly, MPPE 0x00FD decrypt]
+#                 -> 0x0021/0x0057: version check, MSS clamp, write(tun_fd)   | other protocol: punt PPP
+#   rx_tun(slot): read(tun_fd) into slot + headroom -> version nibble -> MSS clamp
+#                 -> [hook: MPPE encrypt, MP fragment] -> l2tp_build_data in place -> one sendmmsg
+
+cdef enum:
+    DP_MAX_SOCKETS = 64           # UDP sockets one DataPlane reads and sends on
+    # dp_session.flags
+    DPS_USED = 0x0001             # slot holds a session
+    DPS_TX_SEQ = 0x0002           # send Ns/Nr (the peer asked for sequencing, RFC 2661 §5.4)
+    DPS_TX_LENGTH = 0x0004        # send the Length field
+    DPS_MSS = 0x0008              # clamp TCP MSS on SYNs both ways (dp_session.mss)
+    DPS_RX_SEQ = 0x0010           # the peer sends Ns (seen on receive): rx_ns_next is valid
+    DPS_MPPE = 0x0100             # reserved: MPPE state in dp_session.ext (not implemented yet)
+    DPS_MP = 0x0200               # reserved: member of an MP bundle, state in dp_session.ext (not yet)
+    # dp_punt.kind
+    DP_PUNT_CONTROL = 1
+    DP_PUNT_PPP = 2
+
+ctypedef struct dp_slots:         # ``count`` slots of ``slot_size`` bytes; packet i at arena + i*slot_size + headroom
+    uint8_t* arena
+    iovec* iov
+    mmsghdr* msgs                 # msgs[i] -> iov[i] (and addrs[i] when addrs is not NULL)
+    sockaddr_storage* addrs       # source addresses (receive side) or NULL (send side: the session's peer)
+    uint32_t* lens                # packet length per slot
+    size_t count
+    size_t slot_size
+    size_t headroom
+
+ctypedef struct dp_socket:
+    int fd                        # -1: free
+    int family                    # AF_INET or AF_INET6 (getsockname at add_socket)
+
+ctypedef struct dp_session:
+    # -- read on every packet (first cache lines) --
+    uint32_t key                  # (our tunnel id << 16) | our session id
+    uint32_t flags                # DPS_*
+    int tun_fd                    # not owned: Python opens and closes it; -1 = no interface yet
+    int sock_index                # index into DataPlane.socks for sending
+    uint16_t mss                  # IPv4 clamp value when DPS_MSS (IPv6: mss - 20)
+    uint16_t rx_ns_next           # next expected Ns when DPS_RX_SEQ
+    socklen_t peer_len
+    l2tp_tx tx                    # header template: peer ids, TX_* flags, next Ns
+    uint64_t rx_packets           # IP packets written to the TUN fd, and their bytes (IP length)
+    uint64_t rx_bytes
+    uint64_t tx_packets           # IP packets read from the TUN fd and sent, and their bytes (IP length)
+    uint64_t tx_bytes
+    uint64_t last_rx_ns           # CLOCK_MONOTONIC ns of the burst that last delivered/sent an IP packet
+    uint64_t last_tx_ns           # (time.monotonic_ns() reads the same clock)
+    sockaddr_storage peer         # the peer's address in the socket's family (v4-mapped on AF_INET6)
+    # -- colder --
+    uint64_t rx_punted            # PPP frames punted to Python (LCP, NCPs, auth, CCP, ...)
+    uint64_t tx_ppp               # PPP frames sent by send_ppp
+    uint64_t rx_seq_out_of_order  # Ns older than expected (delivered anyway: no reorder buffer)
+    uint64_t mss_clamped
+    void* ext                     # extension point: per-session MPPE / MP state (NULL today)
+    uint64_t drops[DP_REASON_SLOTS]
+
+ctypedef struct dp_hent:          # one open-addressing hash entry
+    uint32_t key
+    uint32_t slot1                # session slot + 1; 0 = empty
+
+ctypedef struct dp_punt:          # one punted item; its bytes are in DataPlane.punt_arena
+    uint8_t kind                  # DP_PUNT_*
+    int sock_index
+    uint16_t tunnel_id            # ours (PPP punts)
+    uint16_t session_id
+    uint32_t offset
+    uint32_t length
+    sockaddr_storage addr         # source address (control punts)
+
+cdef class DataPlane:
+    cdef readonly Py_ssize_t batch
+    cdef readonly Py_ssize_t headroom
+    cdef readonly Py_ssize_t max_sessions
+    cdef readonly Py_ssize_t slot_size
+    cdef public int max_bursts                # recvmmsg / TUN bursts per rx_udp / rx_tun call
+    cdef dp_slots rx                          # recvmmsg slots (no headroom)
+    cdef dp_slots tx                          # TUN read slots (with headroom) + sendmmsg vectors
+    cdef dp_socket socks[DP_MAX_SOCKETS]
+    cdef dp_session* sess                     # max_sessions slots
+    cdef uint32_t* free_slots                 # stack of freed slots
+    cdef Py_ssize_t n_free
+    cdef Py_ssize_t high_water                # slots [0, high_water) have been used at least once
+    cdef Py_ssize_t n_sessions
+    cdef dp_hent* table
+    cdef uint32_t table_mask
+    cdef uint32_t table_shift
+    cdef dp_punt* punts
+    cdef Py_ssize_t punt_cap
+    cdef Py_ssize_t n_punts
+    cdef uint8_t* punt_arena
+    cdef Py_ssize_t punt_arena_size
+    cdef Py_ssize_t punt_used
+    cdef uint8_t* scratch                     # send_ppp buffer (headroom + slot)
+    cdef bint busy                            # inside a nogil burst: table changes refused
+    cdef int err                              # errno that ends a burst with an OSError
+    cdef uint64_t drops[DP_REASON_SLOTS]
+    cdef uint64_t c_rx_datagrams, c_rx_ip, c_rx_control, c_rx_ppp, c_tun_reads
+    cdef uint64_t c_tx_ip, c_tx_ppp, c_mss_clamped
+
+    cdef int _not_busy(self) except -1
+    cdef dp_socket* _sock(self, int sock_index) except NULL
+    cdef void _table_insert(self, uint32_t key, uint32_t slot)
+    cdef void _table_delete(self, uint32_t key)
+    cdef dp_session* _session(self, int tunnel_id, int session_id) except NULL
+    cdef int _set_flags(self, dp_session* s, tx_seq, tx_length, mss) except -1
+    # the slot of our (tunnel id, session id), or -1
+    cdef int lookup_slot(self, uint16_t tunnel_id, uint16_t session_id) noexcept nogil
+    cdef Py_ssize_t rx_udp_burst(self, int si) noexcept nogil
+    cdef void rx_one(self, int si, uint8_t* p, size_t n, const sockaddr_storage* src, int mflags,
+                     uint64_t now) noexcept nogil
+    cdef Py_ssize_t rx_tun_burst(self, dp_session* s) noexcept nogil
+    cdef void send_burst(self, dp_session* s, Py_ssize_t n, uint64_t now) noexcept nogil
+    cdef void punt(self, int kind, int si, uint16_t tid, uint16_t sid, const uint8_t* p, size_t n,
+                   const sockaddr_storage* src) noexcept nogil

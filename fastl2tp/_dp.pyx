@@ -7,7 +7,12 @@ This first part holds the per-packet building blocks and the batch skeleton:
 - ``ppp_parse``: the PPP header of a data message (ACFC/PFC),
 - ``l2tp_build_data``: L2TP data header + PPP header written in front of a payload (headroom),
 - ``tcp_clamp_mss``: MSS clamping on TCP SYNs, IPv4 and IPv6, incremental checksum (RFC 1624),
-- ``PacketBatch``: preallocated slots + iovec/mmsghdr arrays; ``parse()`` runs ``with nogil``.
+- ``PacketBatch``: preallocated slots + iovec/mmsghdr arrays; ``parse()`` runs ``with nogil``,
+- ``DataPlane``: the per-packet engine. Sessions in a C table (open-addressing hash on our tunnel and
+  session ids), UDP sockets and TUN fds registered by Python; ``rx_udp`` (recvmmsg -> parse -> lookup ->
+  peer check -> PPP demux -> MSS clamp -> write to TUN, control and PPP control frames punted) and
+  ``rx_tun`` (read bursts -> MSS clamp -> header written in the headroom -> one sendmmsg) each run a
+  whole burst ``with nogil``; ``take_punted()`` turns the punted items into Python objects afterwards.
 
 The C-level declarations are in ``_dp.pxd``. The ``def`` functions at the end are the Python-visible
 wrappers used by tests (the oracle comparisons) and benchmarks; nothing per packet goes through them.
@@ -15,18 +20,25 @@ wrappers used by tests (the oracle comparisons) and benchmarks; nothing per pack
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree
-from libc.errno cimport EAGAIN, EINTR, errno
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memcpy, memset
+from libc.errno cimport (
+    EAGAIN, ECONNREFUSED, EHOSTUNREACH, EINTR, ENETDOWN, ENETUNREACH, ENOBUFS, errno,
+)
+from libc.stdint cimport int16_t, int32_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcmp, memcpy, memset
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from posix.uio cimport iovec
+from posix.unistd cimport read, write
 
 from fastl2tp.includes.linux cimport (
-    MSG_DONTWAIT, mmsghdr, recvmmsg, sockaddr_storage, socklen_t,
+    AF_INET, AF_INET6, MSG_DONTWAIT, MSG_TRUNC, getsockname, htons, mmsghdr, msghdr, ntohs, recvmmsg,
+    sendmmsg, sendmsg, sockaddr, sockaddr_in, sockaddr_in6, sockaddr_storage, socklen_t,
 )
 
 cdef extern from "assert.h" nogil:
     void c_assert "assert"(bint)   # compiled out unless FASTL2TP_DEBUG=1 (NDEBUG)
 
+import os as _os
+import socket as _socket
 from enum import IntEnum
 
 
@@ -477,6 +489,16 @@ DropReason = IntEnum("DropReason", [
     ("OFFSET_PAST_END", DP_OFFSET_PAST_END),
     ("PPP_SHORT", DP_PPP_SHORT),
     ("PPP_BAD_PROTO", DP_PPP_BAD_PROTO),
+    ("NO_SESSION", DP_NO_SESSION),
+    ("PEER_MISMATCH", DP_PEER_MISMATCH),
+    ("BAD_IP", DP_BAD_IP),
+    ("TOO_BIG", DP_TOO_BIG),
+    ("TUN_WRITE", DP_TUN_WRITE),
+    ("UDP_EAGAIN", DP_UDP_EAGAIN),
+    ("UDP_SEND", DP_UDP_SEND),
+    ("UDP_RECV", DP_UDP_RECV),
+    ("PUNT_FULL", DP_PUNT_FULL),
+    ("NO_TUN", DP_NO_TUN),
 ], module=__name__)
 DropReason.__doc__ = "Why the data plane dropped a packet (one counter each); OK is not a drop."
 NUM_REASONS = DP_NREASONS
@@ -615,3 +637,930 @@ def clamp_mss(uint8_t[::1] packet not None, int mss) -> bool:
     if packet.shape[0] == 0:
         return False
     return tcp_clamp_mss(&packet[0], packet.shape[0], <uint16_t>mss) == 1
+
+
+
+# --- the per-packet engine ----------------------------------------------------------------------------------
+
+cdef enum:
+    _PPP_IPV4 = 0x0021
+    _PPP_IPV6 = 0x0057
+    _MAX_SESSIONS = 1 << 20
+    _MAX_BATCH = 1024
+    _MIN_MSS = 40                 # IPv6 clamps to mss - 20: keep that positive (real values are ~1400)
+    _MSS_V6_LESS = 20             # IPv6 header is 20 bytes longer than IPv4's: MSS(v6) = MSS(v4) - 20
+
+
+cdef inline uint64_t _now_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <uint64_t>ts.tv_sec * 1000000000ULL + <uint64_t>ts.tv_nsec
+
+
+cdef inline uint32_t _key(uint16_t tunnel_id, uint16_t session_id) noexcept nogil:
+    return (<uint32_t>tunnel_id << 16) | session_id
+
+
+cdef inline uint32_t _home(uint32_t key, uint32_t shift) noexcept nogil:
+    # Fibonacci hashing: the top bits of key * 2^32/phi. Ids are often small consecutive numbers, and
+    # the multiply spreads them over the whole table.
+    return <uint32_t>(key * <uint32_t>2654435769U) >> shift
+
+
+cdef inline bint _same_peer(sockaddr_storage* a, sockaddr_storage* b) noexcept nogil:
+    """Same family, address and port (IPv6: flow label ignored; scope compared when ours has one)."""
+    cdef sockaddr_in* a4
+    cdef sockaddr_in* b4
+    cdef sockaddr_in6* a6
+    cdef sockaddr_in6* b6
+    if a.ss_family != b.ss_family:
+        return False
+    if a.ss_family == AF_INET:
+        a4 = <sockaddr_in*>a
+        b4 = <sockaddr_in*>b
+        return a4.sin_port == b4.sin_port and a4.sin_addr.s_addr == b4.sin_addr.s_addr
+    if a.ss_family == AF_INET6:
+        a6 = <sockaddr_in6*>a
+        b6 = <sockaddr_in6*>b
+        return (a6.sin6_port == b6.sin6_port
+                and memcmp(&a6.sin6_addr, &b6.sin6_addr, 16) == 0
+                and (a6.sin6_scope_id == 0 or a6.sin6_scope_id == b6.sin6_scope_id))
+    return False
+
+
+cdef inline void _sdrop(uint64_t* global_drops, dp_session* s, dp_reason r, uint64_t k) noexcept nogil:
+    global_drops[<int>r] += k
+    s.drops[<int>r] += k
+
+
+cdef int _slots_alloc(dp_slots* v, size_t count, size_t slot_size, size_t headroom, bint with_addrs) except -1:
+    cdef size_t i
+    memset(v, 0, sizeof(dp_slots))
+    v.count = count
+    v.slot_size = slot_size
+    v.headroom = headroom
+    v.arena = <uint8_t*>PyMem_RawCalloc(count, slot_size)
+    v.iov = <iovec*>PyMem_RawCalloc(count, sizeof(iovec))
+    v.msgs = <mmsghdr*>PyMem_RawCalloc(count, sizeof(mmsghdr))
+    v.lens = <uint32_t*>PyMem_RawCalloc(count, sizeof(uint32_t))
+    if with_addrs:
+        v.addrs = <sockaddr_storage*>PyMem_RawCalloc(count, sizeof(sockaddr_storage))
+    if v.arena == NULL or v.iov == NULL or v.msgs == NULL or v.lens == NULL or (with_addrs and v.addrs == NULL):
+        raise MemoryError()
+    for i in range(count):
+        v.iov[i].iov_base = v.arena + i * slot_size + headroom
+        v.iov[i].iov_len = slot_size - headroom
+        v.msgs[i].msg_hdr.msg_iov = &v.iov[i]
+        v.msgs[i].msg_hdr.msg_iovlen = 1
+        if with_addrs:
+            v.msgs[i].msg_hdr.msg_name = &v.addrs[i]
+            v.msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage)
+    return 0
+
+
+cdef void _slots_free(dp_slots* v) noexcept:
+    PyMem_RawFree(v.arena)
+    PyMem_RawFree(v.iov)
+    PyMem_RawFree(v.msgs)
+    PyMem_RawFree(v.lens)
+    PyMem_RawFree(v.addrs)
+    memset(v, 0, sizeof(dp_slots))
+
+
+cdef object _addr_tuple(const sockaddr_storage* a):
+    """``(ip, port)`` as the socket module would give it (an AF_INET6 socket gives v4-mapped text)."""
+    cdef const sockaddr_in* a4
+    cdef const sockaddr_in6* a6
+    if a.ss_family == AF_INET:
+        a4 = <const sockaddr_in*>a
+        return (_socket.inet_ntop(_socket.AF_INET, PyBytes_FromStringAndSize(<const char*>&a4.sin_addr, 4)),
+                ntohs(a4.sin_port))
+    if a.ss_family == AF_INET6:
+        a6 = <const sockaddr_in6*>a
+        return (_socket.inet_ntop(_socket.AF_INET6, PyBytes_FromStringAndSize(<const char*>&a6.sin6_addr, 16)),
+                ntohs(a6.sin6_port))
+    return None
+
+
+cdef int _make_peer(int family, str ip, int port, sockaddr_storage* out, socklen_t* out_len) except -1:
+    """The peer's address in the socket's family: an IPv4 peer on an AF_INET6 socket becomes v4-mapped."""
+    cdef sockaddr_in* a4 = <sockaddr_in*>out
+    cdef sockaddr_in6* a6 = <sockaddr_in6*>out
+    cdef bytes packed
+    if not 0 < port <= 0xFFFF:
+        raise ValueError(f"peer port {port} out of range")
+    try:
+        packed = _socket.inet_pton(_socket.AF_INET, ip)
+    except (OSError, TypeError):
+        try:
+            packed = _socket.inet_pton(_socket.AF_INET6, ip)
+        except (OSError, TypeError):
+            raise ValueError(f"not an IP address: {ip!r}") from None
+    memset(out, 0, sizeof(sockaddr_storage))
+    if family == AF_INET:
+        if len(packed) == 16:
+            if packed[:12] != b"\0" * 10 + b"\xff\xff":
+                raise ValueError(f"IPv6 peer {ip} on an IPv4 socket")
+            packed = packed[12:]
+        a4.sin_family = AF_INET
+        a4.sin_port = htons(<unsigned short>port)
+        memcpy(&a4.sin_addr, PyBytes_AS_STRING(packed), 4)
+        out_len[0] = sizeof(sockaddr_in)
+    else:
+        if len(packed) == 4:
+            packed = b"\0" * 10 + b"\xff\xff" + packed
+        a6.sin6_family = AF_INET6
+        a6.sin6_port = htons(<unsigned short>port)
+        memcpy(&a6.sin6_addr, PyBytes_AS_STRING(packed), 16)
+        out_len[0] = sizeof(sockaddr_in6)
+    return 0
+
+
+cdef inline int _check_mss(mss) except -1:
+    if not (mss == 0 or _MIN_MSS <= mss <= 0xFFFF):
+        raise ValueError(f"mss {mss}: 0 (off) or {_MIN_MSS}..65535")
+    return 0
+
+
+cdef inline int _check_id(name, int value) except -1:
+    if not 0 < value <= 0xFFFF:
+        raise ValueError(f"{name} {value} is not a 16-bit non-zero id")
+    return 0
+
+
+cdef class DataPlane:
+    """The per-packet engine: sessions in a C table, bursts of UDP and TUN I/O with the GIL released.
+
+    ``DataPlane(batch=64, headroom=64, max_sessions=65536, *, slot_size=2048, max_bursts=8,
+    punt_slots=1024, punt_bytes=256 KiB)``. Python opens every fd (UDP sockets, TUN devices) and keeps
+    owning it: the data plane never closes one. One thread drives a DataPlane (the event loop's):
+    while a burst runs, calls that change the table raise ``RuntimeError``.
+
+    - ``slot_size`` bounds a datagram (receive) and a TUN packet plus ``headroom`` (send); larger ones are
+      dropped as ``TOO_BIG``.
+    - ``max_bursts`` caps the recvmmsg (or TUN read) batches per ``rx_udp``/``rx_tun`` call, so that one
+      busy socket cannot starve the loop.
+    - Punted items wait in a bounded queue (``punt_slots`` items, ``punt_bytes`` bytes); when Python does
+      not drain it, further punts are dropped as ``PUNT_FULL``.
+    """
+
+    def __cinit__(self, Py_ssize_t batch=64, Py_ssize_t headroom=64, Py_ssize_t max_sessions=65536, *,
+                  Py_ssize_t slot_size=2048, int max_bursts=8, Py_ssize_t punt_slots=1024,
+                  Py_ssize_t punt_bytes=262144):
+        cdef Py_ssize_t size = 16
+        cdef uint32_t bits = 4
+        cdef int i
+        if not 1 <= batch <= _MAX_BATCH:
+            raise ValueError(f"batch must be 1..{_MAX_BATCH}")
+        if not L2TP_MAX_DATA_HDR + 4 <= headroom <= 1024:
+            raise ValueError(f"headroom must be {L2TP_MAX_DATA_HDR + 4}..1024 (L2TP + PPP headers)")
+        if not 1 <= max_sessions <= _MAX_SESSIONS:
+            raise ValueError(f"max_sessions must be 1..{_MAX_SESSIONS}")
+        if not headroom + 576 <= slot_size <= 65536 + headroom:
+            raise ValueError("slot_size must hold headroom + 576 bytes and at most 64 KiB + headroom")
+        if max_bursts < 1 or punt_slots < 1 or punt_bytes < slot_size:
+            raise ValueError("max_bursts and punt_slots must be >= 1, punt_bytes >= slot_size")
+        self.batch = batch
+        self.headroom = headroom
+        self.max_sessions = max_sessions
+        self.slot_size = slot_size
+        self.max_bursts = max_bursts
+        for i in range(DP_MAX_SOCKETS):
+            self.socks[i].fd = -1
+            self.socks[i].family = 0
+        memset(self.drops, 0, sizeof(self.drops))
+        while size < 2 * max_sessions:          # load factor <= 1/2: short probe runs
+            size <<= 1
+            bits += 1
+        self.table_mask = <uint32_t>(size - 1)
+        self.table_shift = 32 - bits
+        # calloc: untouched session pages stay virtual, so a large max_sessions costs address space only
+        self.table = <dp_hent*>PyMem_RawCalloc(size, sizeof(dp_hent))
+        self.sess = <dp_session*>PyMem_RawCalloc(max_sessions, sizeof(dp_session))
+        self.free_slots = <uint32_t*>PyMem_RawCalloc(max_sessions, sizeof(uint32_t))
+        self.punt_cap = punt_slots
+        self.punts = <dp_punt*>PyMem_RawCalloc(punt_slots, sizeof(dp_punt))
+        self.punt_arena_size = punt_bytes
+        self.punt_arena = <uint8_t*>PyMem_RawCalloc(punt_bytes, 1)
+        self.scratch = <uint8_t*>PyMem_RawCalloc(slot_size, 1)
+        if (self.table == NULL or self.sess == NULL or self.free_slots == NULL or self.punts == NULL
+                or self.punt_arena == NULL or self.scratch == NULL):
+            raise MemoryError()
+        _slots_alloc(&self.rx, batch, slot_size, 0, True)
+        _slots_alloc(&self.tx, batch, slot_size, headroom, False)
+
+    def __dealloc__(self):
+        _slots_free(&self.rx)
+        _slots_free(&self.tx)
+        PyMem_RawFree(self.table)
+        PyMem_RawFree(self.sess)
+        PyMem_RawFree(self.free_slots)
+        PyMem_RawFree(self.punts)
+        PyMem_RawFree(self.punt_arena)
+        PyMem_RawFree(self.scratch)
+
+    cdef int _not_busy(self) except -1:
+        if self.busy:
+            raise RuntimeError("DataPlane: table change during a burst (one thread drives a DataPlane)")
+        return 0
+
+    # -- sockets -------------------------------------------------------------------------------------
+
+    def add_socket(self, int fd) -> int:
+        """Register a bound UDP socket (AF_INET or AF_INET6, non-blocking not required: the data plane
+        passes MSG_DONTWAIT); returns its ``sock_index``."""
+        cdef sockaddr_storage ss
+        cdef socklen_t ln = sizeof(ss)
+        cdef int i
+        cdef int free_i = -1
+        self._not_busy()
+        memset(&ss, 0, sizeof(ss))
+        if getsockname(fd, <sockaddr*>&ss, &ln) != 0:
+            raise OSError(errno, _os.strerror(errno))
+        if ss.ss_family != AF_INET and ss.ss_family != AF_INET6:
+            raise ValueError(f"fd {fd} is not an IPv4/IPv6 socket")
+        for i in range(DP_MAX_SOCKETS):
+            if self.socks[i].fd == fd:
+                raise ValueError(f"fd {fd} is already registered as socket {i}")
+            if self.socks[i].fd < 0 and free_i < 0:
+                free_i = i
+        if free_i < 0:
+            raise ValueError(f"more than {DP_MAX_SOCKETS} sockets")
+        self.socks[free_i].fd = fd
+        self.socks[free_i].family = ss.ss_family
+        return free_i
+
+    def remove_socket(self, int sock_index) -> None:
+        """Forget a socket; ``ValueError`` while a session still sends on it."""
+        cdef Py_ssize_t i
+        self._not_busy()
+        self._sock(sock_index)
+        for i in range(self.high_water):
+            if self.sess[i].flags & DPS_USED and self.sess[i].sock_index == sock_index:
+                raise ValueError(f"socket {sock_index} is used by a session")
+        self.socks[sock_index].fd = -1
+        self.socks[sock_index].family = 0
+
+    cdef dp_socket* _sock(self, int sock_index) except NULL:
+        if not 0 <= sock_index < DP_MAX_SOCKETS or self.socks[sock_index].fd < 0:
+            raise ValueError(f"no socket {sock_index}")
+        return &self.socks[sock_index]
+
+    # -- the session table ------------------------------------------------------------------------------
+
+    cdef int lookup_slot(self, uint16_t tunnel_id, uint16_t session_id) noexcept nogil:
+        cdef uint32_t key = _key(tunnel_id, session_id)
+        cdef uint32_t i = _home(key, self.table_shift)
+        cdef dp_hent* e
+        while True:                             # terminates: the table is never more than half full
+            e = &self.table[i]
+            if e.slot1 == 0:
+                return -1
+            if e.key == key:
+                return <int>e.slot1 - 1
+            i = (i + 1) & self.table_mask
+
+    cdef void _table_insert(self, uint32_t key, uint32_t slot):
+        cdef uint32_t i = _home(key, self.table_shift)
+        while self.table[i].slot1 != 0:
+            i = (i + 1) & self.table_mask
+        self.table[i].key = key
+        self.table[i].slot1 = slot + 1
+
+    cdef void _table_delete(self, uint32_t key):
+        # Linear probing without tombstones: after emptying a cell, move back every later entry of the
+        # run whose home is not cyclically in (hole, entry] (Knuth 6.4, Algorithm R).
+        cdef uint32_t i = _home(key, self.table_shift)
+        cdef uint32_t j, k
+        cdef bint stays
+        while self.table[i].slot1 != 0 and self.table[i].key != key:
+            i = (i + 1) & self.table_mask
+        if self.table[i].slot1 == 0:
+            return
+        self.table[i].slot1 = 0
+        j = i
+        while True:
+            j = (j + 1) & self.table_mask
+            if self.table[j].slot1 == 0:
+                return
+            k = _home(self.table[j].key, self.table_shift)
+            if i <= j:
+                stays = i < k and k <= j        # home cyclically in (i, j]: the hole is not on its path
+            else:
+                stays = i < k or k <= j
+            if stays:
+                continue
+            self.table[i] = self.table[j]
+            self.table[j].slot1 = 0
+            i = j
+
+    cdef dp_session* _session(self, int tunnel_id, int session_id) except NULL:
+        cdef int slot
+        if not (0 <= tunnel_id <= 0xFFFF and 0 <= session_id <= 0xFFFF):
+            raise KeyError((tunnel_id, session_id))
+        slot = self.lookup_slot(<uint16_t>tunnel_id, <uint16_t>session_id)
+        if slot < 0:
+            raise KeyError((tunnel_id, session_id))
+        return &self.sess[slot]
+
+    cdef int _set_flags(self, dp_session* s, tx_seq, tx_length, mss) except -1:
+        if mss is not None:
+            _check_mss(mss)
+            s.mss = <uint16_t>mss
+            if mss:
+                s.flags |= DPS_MSS
+            else:
+                s.flags &= ~DPS_MSS
+        if tx_seq is not None:
+            if tx_seq:
+                s.flags |= DPS_TX_SEQ
+                s.tx.flags |= TX_SEQ
+            else:
+                s.flags &= ~DPS_TX_SEQ
+                s.tx.flags &= ~TX_SEQ
+        if tx_length is not None:
+            if tx_length:
+                s.flags |= DPS_TX_LENGTH
+                s.tx.flags |= TX_LENGTH
+            else:
+                s.flags &= ~DPS_TX_LENGTH
+                s.tx.flags &= ~TX_LENGTH
+        return 0
+
+    def add_session(self, int tunnel_id, int session_id, int peer_tunnel_id, int peer_session_id,
+                    str peer_ip, int peer_port, int sock_index, int tun_fd, *, bint tx_seq=False,
+                    bint tx_length=False, int mss=0) -> int:
+        """Add a session keyed by our (tunnel id, session id); returns its slot (for ``rx_tun``).
+
+        The peer's ids go into every data header we send; data messages are accepted only from
+        ``(peer_ip, peer_port)``. ``tx_seq``: send Ns/Nr (the peer asked for sequencing);
+        ``tun_fd`` may be -1 while the interface does not exist yet (PPP still negotiating): IP packets
+        are then dropped as NO_TUN until ``update_session(tun_fd=...)``.
+        ``tx_length``: send the Length field; ``mss``: TCP MSS clamp on SYNs both ways (0 = off), the
+        IPv4 value (interface MTU - 40); IPv6 SYNs are clamped to ``mss - 20`` (MTU - 60).
+        """
+        cdef sockaddr_storage peer
+        cdef socklen_t peer_len = 0
+        cdef dp_socket* sk
+        cdef uint32_t slot
+        cdef dp_session* s
+        self._not_busy()
+        _check_id("tunnel_id", tunnel_id)
+        _check_id("session_id", session_id)
+        _check_id("peer_tunnel_id", peer_tunnel_id)
+        _check_id("peer_session_id", peer_session_id)
+        sk = self._sock(sock_index)
+        if tun_fd < -1:
+            raise ValueError("tun_fd: an open fd, or -1 for no interface yet")
+        _check_mss(mss)
+        _make_peer(sk.family, peer_ip, peer_port, &peer, &peer_len)
+        if self.lookup_slot(<uint16_t>tunnel_id, <uint16_t>session_id) >= 0:
+            raise ValueError(f"session ({tunnel_id}, {session_id}) exists")
+        if self.n_free:
+            self.n_free -= 1
+            slot = self.free_slots[self.n_free]
+        elif self.high_water < self.max_sessions:
+            slot = <uint32_t>self.high_water
+            self.high_water += 1
+        else:
+            raise ValueError(f"session table full ({self.max_sessions})")
+        s = &self.sess[slot]
+        memset(s, 0, sizeof(dp_session))
+        s.key = _key(<uint16_t>tunnel_id, <uint16_t>session_id)
+        s.flags = DPS_USED
+        s.tun_fd = tun_fd
+        s.sock_index = sock_index
+        s.peer = peer
+        s.peer_len = peer_len
+        s.tx.tunnel_id = <uint16_t>peer_tunnel_id
+        s.tx.session_id = <uint16_t>peer_session_id
+        self._set_flags(s, tx_seq, tx_length, mss)
+        self._table_insert(s.key, slot)
+        self.n_sessions += 1
+        return slot
+
+    def update_session(self, int tunnel_id, int session_id, *, peer_ip=None, peer_port=None,
+                       peer_tunnel_id=None, peer_session_id=None, sock_index=None, tun_fd=None,
+                       tx_seq=None, tx_length=None, mss=None) -> None:
+        """Change what is given (None = keep): peer address/ids, socket, TUN fd, flags, MSS clamp.
+        Counters and the Ns state are kept."""
+        cdef dp_session* s
+        cdef sockaddr_storage peer
+        cdef socklen_t peer_len = 0
+        cdef dp_socket* sk
+        self._not_busy()
+        s = self._session(tunnel_id, session_id)
+        if peer_tunnel_id is not None:
+            _check_id("peer_tunnel_id", peer_tunnel_id)
+        if peer_session_id is not None:
+            _check_id("peer_session_id", peer_session_id)
+        if tun_fd is not None and tun_fd < -1:
+            raise ValueError("tun_fd: an open fd, or -1 for no interface yet")
+        if mss is not None:
+            _check_mss(mss)
+        new_sock = s.sock_index if sock_index is None else sock_index
+        sk = self._sock(new_sock)
+        ip, port = _addr_tuple(&s.peer)
+        if ip.startswith("::ffff:") and "." in ip:
+            ip = ip[7:]
+        _make_peer(sk.family, ip if peer_ip is None else peer_ip, port if peer_port is None else peer_port,
+                   &peer, &peer_len)
+        # everything validated: apply
+        s.peer = peer
+        s.peer_len = peer_len
+        s.sock_index = new_sock
+        if peer_tunnel_id is not None:
+            s.tx.tunnel_id = <uint16_t>peer_tunnel_id
+        if peer_session_id is not None:
+            s.tx.session_id = <uint16_t>peer_session_id
+        if tun_fd is not None:
+            s.tun_fd = tun_fd
+        self._set_flags(s, tx_seq, tx_length, mss)
+
+    def remove_session(self, int tunnel_id, int session_id) -> None:
+        """Forget a session (``KeyError`` when unknown); its slot may be reused by the next add."""
+        cdef dp_session* s
+        cdef uint32_t slot
+        self._not_busy()
+        s = self._session(tunnel_id, session_id)
+        slot = <uint32_t>(s - self.sess)
+        # hook: free MPPE / MP state in s.ext here once they exist
+        self._table_delete(s.key)
+        s.flags = 0
+        self.free_slots[self.n_free] = slot
+        self.n_free += 1
+        self.n_sessions -= 1
+
+    def lookup(self, int tunnel_id, int session_id):
+        """The slot of our (tunnel id, session id), or None."""
+        cdef int slot
+        if not (0 <= tunnel_id <= 0xFFFF and 0 <= session_id <= 0xFFFF):
+            return None
+        slot = self.lookup_slot(<uint16_t>tunnel_id, <uint16_t>session_id)
+        return None if slot < 0 else slot
+
+    def sessions(self) -> int:
+        """Number of sessions in the table."""
+        return self.n_sessions
+
+    # -- receive from UDP ------------------------------------------------------------------------------
+
+    cdef void punt(self, int kind, int si, uint16_t tid, uint16_t sid, const uint8_t* p, size_t n,
+                   const sockaddr_storage* src) noexcept nogil:
+        cdef dp_punt* rec
+        if self.n_punts >= self.punt_cap or <size_t>(self.punt_arena_size - self.punt_used) < n:
+            self.drops[<int>DP_PUNT_FULL] += 1
+            return
+        rec = &self.punts[self.n_punts]
+        rec.kind = <uint8_t>kind
+        rec.sock_index = si
+        rec.tunnel_id = tid
+        rec.session_id = sid
+        rec.offset = <uint32_t>self.punt_used
+        rec.length = <uint32_t>n
+        if src != NULL:
+            memcpy(&rec.addr, src, sizeof(sockaddr_storage))
+        if n:
+            memcpy(self.punt_arena + self.punt_used, p, n)
+        self.punt_used += <Py_ssize_t>n
+        self.n_punts += 1
+
+    cdef void rx_one(self, int si, uint8_t* p, size_t n, const sockaddr_storage* src, int mflags,
+                     uint64_t now) noexcept nogil:
+        cdef l2tp_hdr h
+        cdef ppp_hdr ph
+        cdef dp_reason r
+        cdef int slot
+        cdef dp_session* s
+        cdef uint8_t* frame
+        cdef size_t flen, iplen
+        cdef uint8_t* ip
+        cdef Py_ssize_t w
+        cdef Py_ssize_t punts_before
+        if mflags & MSG_TRUNC:
+            self.drops[<int>DP_TOO_BIG] += 1
+            return
+        r = l2tp_parse(p, n, &h)
+        if r != DP_OK:
+            self.drops[<int>r] += 1
+            return
+        if h.flags & L2TP_FLAG_T:
+            self.c_rx_control += 1
+            self.punt(DP_PUNT_CONTROL, si, h.tunnel_id, h.session_id, p, n, src)
+            return
+        slot = self.lookup_slot(h.tunnel_id, h.session_id)
+        if slot < 0:
+            self.drops[<int>DP_NO_SESSION] += 1
+            return
+        s = &self.sess[slot]
+        if not _same_peer(&s.peer, <sockaddr_storage*>src):
+            _sdrop(self.drops, s, DP_PEER_MISMATCH, 1)
+            return
+        if h.flags & L2TP_FLAG_S:
+            # RFC 2661 §5.4: we deliver in arrival order (no reorder queue) and count what came late.
+            if s.flags & DPS_RX_SEQ and <int16_t>(h.ns - s.rx_ns_next) < 0:
+                s.rx_seq_out_of_order += 1
+            else:
+                s.flags |= DPS_RX_SEQ
+                s.rx_ns_next = <uint16_t>(h.ns + 1)
+        frame = p + h.payload_start
+        flen = h.payload_end - h.payload_start
+        r = ppp_parse(frame, flen, &ph)
+        if r != DP_OK:
+            _sdrop(self.drops, s, r, 1)
+            return
+        # hook (later): s.flags & DPS_MP and ph.proto == 0x003D -> MP reassembly; s.flags & DPS_MPPE and
+        # ph.proto == 0x00FD -> decrypt in place (cimported fastl2tp._rc4), then demux the inner protocol.
+        if ph.proto == _PPP_IPV4 or ph.proto == _PPP_IPV6:
+            ip = frame + ph.hdr_len
+            iplen = flen - ph.hdr_len
+            if iplen == 0 or (ip[0] >> 4) != (4 if ph.proto == _PPP_IPV4 else 6):
+                _sdrop(self.drops, s, DP_BAD_IP, 1)
+                return
+            if s.tun_fd < 0:
+                _sdrop(self.drops, s, DP_NO_TUN, 1)
+                return
+            if s.flags & DPS_MSS and tcp_clamp_mss(
+                    ip, iplen, s.mss if ph.proto == _PPP_IPV4 else s.mss - _MSS_V6_LESS):
+                s.mss_clamped += 1
+                self.c_mss_clamped += 1
+            w = write(s.tun_fd, ip, iplen)
+            if w < 0:
+                _sdrop(self.drops, s, DP_TUN_WRITE, 1)
+                return
+            s.rx_packets += 1
+            s.rx_bytes += iplen
+            s.last_rx_ns = now
+            self.c_rx_ip += 1
+            return
+        # LCP, authentication, NCPs, CCP, compressed datagrams (until MPPE), anything unknown: to Python
+        punts_before = self.n_punts
+        self.punt(DP_PUNT_PPP, si, h.tunnel_id, h.session_id, frame, flen, NULL)
+        if self.n_punts == punts_before:
+            s.drops[<int>DP_PUNT_FULL] += 1
+            return
+        s.rx_punted += 1
+        self.c_rx_ppp += 1
+
+    cdef Py_ssize_t rx_udp_burst(self, int si) noexcept nogil:
+        cdef int fd = self.socks[si].fd
+        cdef unsigned int cap = <unsigned int>self.batch
+        cdef int got, e, burst
+        cdef unsigned int i
+        cdef Py_ssize_t total = 0
+        cdef uint64_t now
+        cdef dp_slots* v = &self.rx
+        for burst in range(self.max_bursts):
+            for i in range(cap):
+                v.msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage)
+            got = recvmmsg(fd, v.msgs, cap, MSG_DONTWAIT, NULL)
+            if got < 0:
+                e = errno
+                if e == EAGAIN:
+                    break
+                if e == EINTR:
+                    continue
+                if e == ECONNREFUSED or e == EHOSTUNREACH or e == ENETUNREACH or e == ENETDOWN:
+                    self.drops[<int>DP_UDP_RECV] += 1     # a queued ICMP error, consumed by this call
+                    continue
+                self.err = e
+                break
+            now = _now_ns()
+            for i in range(<unsigned int>got):
+                self.rx_one(si, v.arena + i * v.slot_size, v.msgs[i].msg_len, &v.addrs[i],
+                            v.msgs[i].msg_hdr.msg_flags, now)
+            total += got
+            self.c_rx_datagrams += <uint64_t>got
+            if <unsigned int>got < cap:
+                break                           # the queue is (very likely) empty: skip the EAGAIN call
+        return total
+
+    def rx_udp(self, int sock_index) -> int:
+        """Drain socket ``sock_index``: recvmmsg bursts (MSG_DONTWAIT) until EAGAIN, a short burst or
+        ``max_bursts``; every datagram handled with the GIL released. Returns the datagrams received.
+        Control messages and PPP control frames are queued for ``take_punted()``. ``OSError`` for a
+        socket error other than EAGAIN/EINTR and queued ICMP errors (those are counted as UDP_RECV)."""
+        cdef Py_ssize_t n
+        self._sock(sock_index)
+        self._not_busy()
+        self.busy = True
+        self.err = 0
+        with nogil:
+            n = self.rx_udp_burst(sock_index)
+        self.busy = False
+        if self.err:
+            raise OSError(self.err, _os.strerror(self.err))
+        return n
+
+    # -- receive from TUN, send to UDP ------------------------------------------------------------------------
+
+    cdef void send_burst(self, dp_session* s, Py_ssize_t n, uint64_t now) noexcept nogil:
+        cdef int fd = self.socks[s.sock_index].fd
+        cdef dp_slots* v = &self.tx
+        cdef Py_ssize_t i
+        cdef Py_ssize_t sent = 0
+        cdef int r, e
+        for i in range(n):
+            v.msgs[i].msg_hdr.msg_name = &s.peer
+            v.msgs[i].msg_hdr.msg_namelen = s.peer_len
+        while sent < n:
+            r = sendmmsg(fd, v.msgs + sent, <unsigned int>(n - sent), MSG_DONTWAIT)
+            if r < 0:
+                e = errno
+                if e == EINTR:
+                    continue
+                if e == EAGAIN or e == ENOBUFS:
+                    _sdrop(self.drops, s, DP_UDP_EAGAIN, <uint64_t>(n - sent))
+                    return
+                _sdrop(self.drops, s, DP_UDP_SEND, 1)    # the first message failed: skip it
+                sent += 1
+                continue
+            if r == 0:
+                _sdrop(self.drops, s, DP_UDP_SEND, <uint64_t>(n - sent))
+                return
+            for i in range(sent, sent + r):
+                s.tx_bytes += v.lens[i]
+            s.tx_packets += <uint64_t>r
+            s.last_tx_ns = now
+            self.c_tx_ip += <uint64_t>r
+            sent += r
+
+    cdef Py_ssize_t rx_tun_burst(self, dp_session* s) noexcept nogil:
+        cdef dp_slots* v = &self.tx
+        cdef size_t hr = v.headroom
+        cdef size_t room = v.slot_size - v.headroom
+        cdef Py_ssize_t total = 0
+        cdef Py_ssize_t n, off
+        cdef ssize_t r
+        cdef int burst, e
+        cdef bint drained = False
+        cdef uint8_t* buf
+        cdef uint8_t ver
+        for burst in range(self.max_bursts):
+            n = 0
+            while n < self.batch:
+                buf = v.arena + n * v.slot_size
+                r = read(s.tun_fd, buf + hr, room)
+                if r < 0:
+                    e = errno
+                    if e == EINTR:
+                        continue
+                    if e != EAGAIN:
+                        self.err = e
+                    drained = True
+                    break
+                if r == 0:
+                    drained = True
+                    break
+                total += 1
+                if <size_t>r >= room:           # may have been truncated: never forward a partial packet
+                    _sdrop(self.drops, s, DP_TOO_BIG, 1)
+                    continue
+                ver = buf[hr] >> 4
+                if ver == 4:
+                    s.tx.ppp_proto = _PPP_IPV4
+                elif ver == 6:
+                    s.tx.ppp_proto = _PPP_IPV6
+                else:
+                    _sdrop(self.drops, s, DP_BAD_IP, 1)
+                    continue
+                if s.flags & DPS_MSS and tcp_clamp_mss(
+                        buf + hr, <size_t>r, s.mss if ver == 4 else s.mss - _MSS_V6_LESS):
+                    s.mss_clamped += 1
+                    self.c_mss_clamped += 1
+                # hook (later): DPS_MPPE -> encrypt in place, protocol 0x00FD and the MPPE header in the
+                # headroom; DPS_MP -> fragment with MP headers across the bundle's links.
+                off = l2tp_build_data(buf, hr, <size_t>r, &s.tx)
+                if off < 0:
+                    _sdrop(self.drops, s, DP_TOO_BIG, 1)
+                    continue
+                if s.tx.flags & TX_SEQ:
+                    s.tx.ns += 1
+                v.iov[n].iov_base = buf + off
+                v.iov[n].iov_len = hr - <size_t>off + <size_t>r
+                v.lens[n] = <uint32_t>r
+                n += 1
+            if n:
+                self.send_burst(s, n, _now_ns())
+            if drained:
+                break
+        self.c_tun_reads += <uint64_t>total
+        return total
+
+    def rx_tun(self, Py_ssize_t slot) -> int:
+        """Drain the TUN fd of session ``slot``: read() until EAGAIN or a full batch, then one sendmmsg
+        of the whole batch (up to ``max_bursts`` batches). Returns the packets read. ``OSError`` when
+        the read fails other than with EAGAIN (e.g. the device is gone)."""
+        cdef Py_ssize_t n
+        cdef dp_session* s
+        if not 0 <= slot < self.high_water or not (self.sess[slot].flags & DPS_USED):
+            raise KeyError(f"no session in slot {slot}")
+        self._not_busy()
+        s = &self.sess[slot]
+        if s.tun_fd < 0:
+            raise ValueError(f"session in slot {slot} has no TUN fd yet")
+        self.busy = True
+        self.err = 0
+        with nogil:
+            n = self.rx_tun_burst(s)
+        self.busy = False
+        if self.err:
+            raise OSError(self.err, _os.strerror(self.err))
+        return n
+
+    # -- control frames from and to Python ---------------------------------------------------------------------
+
+    @property
+    def punted(self) -> int:
+        """Items waiting for ``take_punted()``."""
+        return self.n_punts
+
+    def take_punted(self) -> list:
+        """The punted items since the last call, oldest first:
+        ``("control", datagram, (ip, port), sock_index)`` for control messages (T bit) and
+        ``("ppp", tunnel_id, session_id, ppp_frame)`` for PPP frames that are not IPv4/IPv6 (the frame as
+        carried: FF 03 if the peer sent it, the protocol, the information field)."""
+        cdef Py_ssize_t i
+        cdef dp_punt* rec
+        out = []
+        for i in range(self.n_punts):
+            rec = &self.punts[i]
+            data = PyBytes_FromStringAndSize(<const char*>(self.punt_arena + rec.offset), rec.length)
+            if rec.kind == DP_PUNT_CONTROL:
+                out.append(("control", data, _addr_tuple(&rec.addr), rec.sock_index))
+            else:
+                out.append(("ppp", rec.tunnel_id, rec.session_id, data))
+        self.n_punts = 0
+        self.punt_used = 0
+        return out
+
+    def send_ppp(self, int tunnel_id, int session_id, frame) -> bool:
+        """Send a whole PPP frame (``FF 03``, protocol, information; as ``ppp.link`` builds them) to the
+        session's peer in an L2TP data message (with Ns when sequencing is on). False when the socket
+        buffer is full (counted as UDP_EAGAIN); ``OSError`` for other send errors (counted as UDP_SEND)."""
+        cdef const uint8_t[::1] data = frame
+        cdef dp_session* s = self._session(tunnel_id, session_id)
+        cdef Py_ssize_t n = data.shape[0]
+        cdef l2tp_tx tx
+        cdef Py_ssize_t off
+        cdef msghdr mh
+        cdef iovec iov
+        cdef ssize_t r
+        cdef int e = 0
+        cdef int fd = self.socks[s.sock_index].fd
+        if n == 0 or n > self.slot_size - self.headroom:
+            raise ValueError(f"PPP frame of {n} bytes (1..{self.slot_size - self.headroom})")
+        memcpy(self.scratch + self.headroom, &data[0], n)
+        tx = s.tx
+        tx.flags |= TX_NO_PPP
+        off = l2tp_build_data(self.scratch, self.headroom, n, &tx)
+        if off < 0:
+            raise ValueError("frame too long for the Length field")
+        if tx.flags & TX_SEQ:
+            s.tx.ns += 1
+        iov.iov_base = self.scratch + off
+        iov.iov_len = self.headroom - off + n
+        memset(&mh, 0, sizeof(mh))
+        mh.msg_name = &s.peer
+        mh.msg_namelen = s.peer_len
+        mh.msg_iov = &iov
+        mh.msg_iovlen = 1
+        with nogil:
+            r = sendmsg(fd, &mh, MSG_DONTWAIT)
+            if r < 0:
+                e = errno
+        if r < 0:
+            if e == EAGAIN or e == ENOBUFS:
+                _sdrop(self.drops, s, DP_UDP_EAGAIN, 1)
+                return False
+            _sdrop(self.drops, s, DP_UDP_SEND, 1)
+            raise OSError(e, _os.strerror(e))
+        s.tx_ppp += 1
+        self.c_tx_ppp += 1
+        return True
+
+    # -- statistics -----------------------------------------------------------------------------------------------
+
+    def session_stats(self, int tunnel_id, int session_id) -> dict:
+        """Counters and settings of one session; times are CLOCK_MONOTONIC ns (``time.monotonic_ns()``),
+        0 when nothing has passed yet. ``drops`` has every reason (zeros included)."""
+        cdef dp_session* s = self._session(tunnel_id, session_id)
+        drops = {}
+        for reason in DropReason:
+            if reason != DropReason.OK:
+                drops[reason.name.lower()] = s.drops[<int>reason]
+        return {
+            "slot": <Py_ssize_t>(s - self.sess),
+            "tunnel_id": tunnel_id,
+            "session_id": session_id,
+            "peer_tunnel_id": s.tx.tunnel_id,
+            "peer_session_id": s.tx.session_id,
+            "peer": _addr_tuple(&s.peer),
+            "sock_index": s.sock_index,
+            "tun_fd": s.tun_fd,
+            "tx_seq": bool(s.flags & DPS_TX_SEQ),
+            "tx_length": bool(s.flags & DPS_TX_LENGTH),
+            "mss": s.mss if s.flags & DPS_MSS else 0,
+            "rx_packets": s.rx_packets,
+            "rx_bytes": s.rx_bytes,
+            "tx_packets": s.tx_packets,
+            "tx_bytes": s.tx_bytes,
+            "rx_punted": s.rx_punted,
+            "tx_ppp": s.tx_ppp,
+            "rx_seq_out_of_order": s.rx_seq_out_of_order,
+            "mss_clamped": s.mss_clamped,
+            "tx_ns": s.tx.ns,
+            "last_rx_ns": s.last_rx_ns,
+            "last_tx_ns": s.last_tx_ns,
+            "drops": drops,
+        }
+
+    def counters(self) -> dict:
+        """Global counters: traffic (``rx_datagrams``, ``rx_ip``, ``rx_control``, ``rx_ppp``,
+        ``tun_reads``, ``tx_ip``, ``tx_ppp``, ``mss_clamped``) and drops by reason name (every reason)."""
+        out = {
+            "rx_datagrams": self.c_rx_datagrams,
+            "rx_ip": self.c_rx_ip,
+            "rx_control": self.c_rx_control,
+            "rx_ppp": self.c_rx_ppp,
+            "tun_reads": self.c_tun_reads,
+            "tx_ip": self.c_tx_ip,
+            "tx_ppp": self.c_tx_ppp,
+            "mss_clamped": self.c_mss_clamped,
+        }
+        for reason in DropReason:
+            if reason != DropReason.OK:
+                out[reason.name.lower()] = self.drops[<int>reason]
+        return out
+
+
+cdef class _BenchBaseline:
+    """Benchmark baseline only (bench/test_bench_dp.py): the same system calls as the DataPlane with no
+    L2TP work at all, so that DataPlane results can be read as ratios."""
+    cdef dp_slots rx
+    cdef dp_slots tx
+    cdef sockaddr_storage dest
+    cdef socklen_t dest_len
+    cdef int max_bursts
+
+    def __cinit__(self, Py_ssize_t batch=64, Py_ssize_t headroom=64, Py_ssize_t slot_size=2048,
+                  int max_bursts=8):
+        _slots_alloc(&self.rx, batch, slot_size, 0, True)
+        _slots_alloc(&self.tx, batch, slot_size, headroom, False)
+        self.max_bursts = max_bursts
+
+    def __dealloc__(self):
+        _slots_free(&self.rx)
+        _slots_free(&self.tx)
+
+    def set_dest(self, int family, str ip, int port) -> None:
+        _make_peer(family, ip, port, &self.dest, &self.dest_len)
+
+    def udp_to_fd(self, int sock_fd, int out_fd) -> int:
+        """recvmmsg bursts, one write() of each whole datagram to ``out_fd``."""
+        cdef int got, burst, i
+        cdef Py_ssize_t total = 0
+        with nogil:
+            for burst in range(self.max_bursts):
+                for i in range(<int>self.rx.count):
+                    self.rx.msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage)
+                got = recvmmsg(sock_fd, self.rx.msgs, <unsigned int>self.rx.count, MSG_DONTWAIT, NULL)
+                if got <= 0:
+                    break
+                for i in range(got):
+                    write(out_fd, self.rx.arena + i * self.rx.slot_size, self.rx.msgs[i].msg_len)
+                total += got
+                if got < <int>self.rx.count:
+                    break
+        return total
+
+    def fd_to_udp(self, int in_fd, int sock_fd) -> int:
+        """read() bursts into slots, one sendmmsg of the packets as they are (no header)."""
+        cdef int burst, n, sent, r
+        cdef ssize_t got
+        cdef Py_ssize_t total = 0
+        cdef bint drained = False
+        with nogil:
+            for burst in range(self.max_bursts):
+                n = 0
+                while n < <int>self.tx.count:
+                    got = read(in_fd, self.tx.iov[n].iov_base, self.tx.slot_size - self.tx.headroom)
+                    if got <= 0:
+                        drained = True
+                        break
+                    self.tx.iov[n].iov_len = <size_t>got
+                    self.tx.msgs[n].msg_hdr.msg_name = &self.dest
+                    self.tx.msgs[n].msg_hdr.msg_namelen = self.dest_len
+                    n += 1
+                total += n
+                sent = 0
+                while sent < n:
+                    r = sendmmsg(sock_fd, self.tx.msgs + sent, <unsigned int>(n - sent), MSG_DONTWAIT)
+                    if r <= 0:
+                        break
+                    sent += r
+                for r in range(n):
+                    self.tx.iov[r].iov_len = self.tx.slot_size - self.tx.headroom
+                if drained:
+                    break
+        return total

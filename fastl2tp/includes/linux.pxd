@@ -36,6 +36,7 @@ cdef extern from "<sys/socket.h>" nogil:
     int sendmmsg(int fd, mmsghdr* msgvec, unsigned int vlen, int flags)
     ssize_t recvmsg(int fd, msghdr* msg, int flags)
     ssize_t sendmsg(int fd, const msghdr* msg, int flags)
+    int getsockname(int fd, sockaddr* addr, socklen_t* addrlen)
 
     enum:
         AF_INET
