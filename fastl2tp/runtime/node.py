@@ -20,6 +20,7 @@ import dataclasses
 import ipaddress
 import logging
 import socket
+import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
@@ -55,6 +56,7 @@ class Session:
     link: PppLink
     client: Client | None = None  # set for sessions we dialed
     user: str = ""
+    calling_number: str = ""
     display_name: str = ""
     ifname: str = ""
     tun: TunDevice | None = None
@@ -67,6 +69,8 @@ class Session:
     timer: asyncio.TimerHandle | None = None
     timer_at: float | None = None
     up_since: float | None = None
+    up_since_monotonic: float = 0.0  # time.monotonic() at up, the data plane's clock
+    timeouts: list[asyncio.TimerHandle] = field(default_factory=list)
     status: str = "connecting"
     closed: bool = False
     host_route: object | None = None
@@ -268,10 +272,12 @@ class Node:
         client = self._client_tunnels.get(e.tunnel_id)
         if client is not None:
             c = client.conf
+            params = cfg.effective_client(self.config, c)
             link = PppLink(Role.CLIENT, LinkConfig(
                 lcp=self._lcp_config(c.max_mru, c.max_mtu, c.keepalive_timeout), allow=c.allow,
                 username=c.user, password=c.password, auth_name=self.host_name,
-                ipcp=IpcpConfig(request_dns=False)), now=self.now())
+                ipcp=IpcpConfig(request_dns=False), use_ipv6=params.use_ipv6 is not cfg.UseIpv6.NO),
+                now=self.now())
         else:
             server = self.config.l2tp_server.server
             default = cfg.effective_session(self.config, None)
@@ -279,7 +285,8 @@ class Node:
                 lcp=self._lcp_config(server.max_mru, server.max_mtu, server.keepalive_timeout),
                 authenticate=server.authentication, auth_name=self.host_name, ipcp=None,
                 use_ipv6=default.use_ipv6 is not cfg.UseIpv6.NO), now=self.now())
-        s = Session(e.tunnel_id, e.session_id, e.peer, link, client=client)
+        s = Session(e.tunnel_id, e.session_id, e.peer, link, client=client,
+                    calling_number=e.calling_number.decode("utf-8", "replace"))
         self.sessions[s.key] = s
         if client is not None:
             client.session = s
@@ -395,8 +402,10 @@ class Node:
                 return f"max-sessions ({server.max_sessions}) reached"
         secret = cfg.find_secret(self.config, user)
         if secret is not None and secret.caller_id:
-            if secret.caller_id != s.peer[0]:
-                return f"caller-id {s.peer[0]} does not match {secret.caller_id}"
+            by_number = server.caller_id_type is cfg.CallerIdType.NUMBER
+            caller = s.calling_number if by_number else s.peer[0]
+            if secret.caller_id != caller:
+                return f"caller-id {caller or '(none)'} does not match {secret.caller_id}"
         return None
 
     def _address(self, s: Session, value: IPv4Address | str | None) -> IPv4Address | None:
@@ -448,12 +457,41 @@ class Node:
             s.default_route = await nl.add_default_route(s.ifname, s.client.conf.default_route_distance,
                                                          server=s.peer[0])
         s.up_since = self.now()
+        s.up_since_monotonic = time.monotonic()
         s.status = "connected"
+        if s.params is not None:
+            if s.params.session_timeout:
+                s.timeouts.append(self.loop.call_later(s.params.session_timeout, self._expire, s, "session timeout"))
+            if s.params.idle_timeout:
+                s.timeouts.append(self.loop.call_later(s.params.idle_timeout, self._check_idle, s))
         if s.client is not None:
             s.client.status = "connected"
             s.client.failures = 0
         log.info("session %d/%d: %s up, user %s, %s -> %s, mtu %d", s.tunnel_id, s.session_id, s.display_name,
                  s.user, e.local_address, e.peer_address, e.mtu)
+
+    def _expire(self, s: Session, reason: str) -> None:
+        if not s.closed:
+            log.info("session %d/%d: %s (user %s)", s.tunnel_id, s.session_id, reason, s.user)
+            s.link.close(reason, self.now())
+            self._pump(s)
+            self.driver.flush()
+
+    def idle_seconds(self, s: Session) -> float:
+        """Seconds since the session last carried an IP packet either way (RouterOS ``idle-time``)."""
+        st = self.dp.session_stats(s.tunnel_id, s.session_id)
+        last_ns = max(st["last_rx_ns"], st["last_tx_ns"])
+        since = time.monotonic() - (last_ns / 1e9 if last_ns else s.up_since_monotonic)
+        return max(since, 0.0)
+
+    def _check_idle(self, s: Session) -> None:
+        if s.closed or s.params is None or not s.params.idle_timeout:
+            return
+        idle = self.idle_seconds(s)
+        if idle >= s.params.idle_timeout:
+            self._expire(s, "idle timeout")
+        else:
+            s.timeouts.append(self.loop.call_later(s.params.idle_timeout - idle, self._check_idle, s))
 
     def _tun_readable(self, s: Session) -> None:
         try:
@@ -500,6 +538,8 @@ class Node:
             return
         if s.timer is not None:
             s.timer.cancel()
+        for t in s.timeouts:
+            t.cancel()
         if s.setup is not None and not s.setup.done():
             s.setup.cancel()
         if s.tun is not None:

@@ -1,0 +1,114 @@
+"""Profile and secret policies end to end: IPv6CP link-local addresses, session-timeout, idle-timeout,
+caller-id, and SIGHUP reload that keeps the sessions it does not touch."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from tests.e2e.daemons import LAC_IP, LNS_IP, Daemon, link_addr, pair, wait_for
+from tests.e2e.test_daemon import lac_config
+from tests.netns import netns_only
+
+pytest_plugins = ["tests.netns"]
+pytestmark = netns_only
+
+
+def server(extra_secret="", profile="", users=("ex",)):
+    secrets = "".join(f"""
+[[ppp.secret]]
+name = "{u}"
+password = "lkjrht"
+local-address = "10.0.10{i}.1"
+remote-address = "10.0.10{i}.2"
+{extra_secret}
+""" for i, u in enumerate(users))
+    return f"""
+[l2tp-server.server]
+enabled = true
+listen-address = "{LNS_IP}"
+{profile}
+{secrets}"""
+
+
+def link_local(ns, ifname):
+    return [a["local"] for li in ns.ip_json("-6", "addr", "show", "dev", ifname) for a in li.get("addr_info", [])
+            if a["local"].startswith("fe80:")]
+
+
+def test_ipv6cp_gives_both_ends_link_local_addresses(netns, tmp_path):
+    lns, lac = pair(netns)
+    s = Daemon(lns, server(), tmp_path, "lns")
+    c = Daemon(lac, lac_config(), tmp_path, "lac")
+    logs = lambda: s.text() + c.text()  # noqa: E731
+    wait_for(lambda: link_addr(lac, "l2tp-out1"), what="client up", on_fail=logs)
+    server_if = "l2tp-ex"
+    wait_for(lambda: link_local(lac, "l2tp-out1") and link_local(lns, server_if), what="IPv6 link-local",
+             on_fail=logs)
+    peer = link_local(lns, server_if)[0]
+    r = lac.run(["ping", "-6", "-c", "2", "-W", "2", f"{peer}%l2tp-out1"], check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    c.stop()
+    s.stop()
+
+
+def test_session_timeout_ends_the_session(netns, tmp_path):
+    lns, lac = pair(netns)
+    profile = '[[ppp.profile]]\nname = "default"\nsession-timeout = "3s"\n'
+    s = Daemon(lns, server(profile=profile), tmp_path, "lns")
+    c = Daemon(lac, lac_config(), tmp_path, "lac")
+    wait_for(lambda: link_addr(lns, "l2tp-ex"), what="up", on_fail=s.text)
+    wait_for(lambda: "session timeout" in s.text(), timeout=10, what="session timeout", on_fail=s.text)
+    c.stop()
+    s.stop()
+
+
+def test_idle_timeout_counts_ip_traffic_only(netns, tmp_path):
+    lns, lac = pair(netns)
+    profile = '[[ppp.profile]]\nname = "default"\nidle-timeout = "3s"\n'
+    s = Daemon(lns, server(profile=profile), tmp_path, "lns")
+    c = Daemon(lac, lac_config(), tmp_path, "lac")
+    wait_for(lambda: link_addr(lns, "l2tp-ex"), what="up", on_fail=s.text)
+    # traffic keeps it up past the timeout...
+    end = time.monotonic() + 5
+    while time.monotonic() < end:
+        lac.run(["ping", "-c", "1", "-W", "1", "10.0.100.1"], check=False)
+        time.sleep(0.5)
+    assert "idle timeout" not in s.text()
+    # ...silence ends it (LCP echoes do not count)
+    wait_for(lambda: "idle timeout" in s.text(), timeout=10, what="idle timeout", on_fail=s.text)
+    c.stop()
+    s.stop()
+
+
+def test_caller_id_must_match(netns, tmp_path):
+    lns, lac = pair(netns)
+    s = Daemon(lns, server(extra_secret='caller-id = "192.0.2.99"'), tmp_path, "lns")
+    c = Daemon(lac, lac_config(), tmp_path, "lac")
+    wait_for(lambda: f"caller-id {LAC_IP} does not match 192.0.2.99" in s.text(), what="caller-id refusal",
+             on_fail=s.text)
+    assert lac.link("l2tp-out1") is None
+    c.stop()
+    s.stop()
+
+
+def test_sighup_reload_keeps_sessions_and_adds_users(netns, tmp_path):
+    lns, lac = pair(netns)
+    s = Daemon(lns, server(users=("ex",)), tmp_path, "lns")
+    c1 = Daemon(lac, lac_config(name="l2tp-out1"), tmp_path, "lac1")
+    wait_for(lambda: link_addr(lns, "l2tp-ex"), what="first session", on_fail=s.text)
+    ifindex = lns.link("l2tp-ex")["ifindex"]
+    s.path.write_text(server(users=("ex", "new")))
+    s.p.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in s.text(), what="reload", on_fail=s.text)
+    c2 = Daemon(lac, lac_config(user="new", name="l2tp-out2"), tmp_path, "lac2")
+    wait_for(lambda: link_addr(lns, "l2tp-new"), what="the new user's session", on_fail=s.text)
+    assert lns.link("l2tp-ex")["ifindex"] == ifindex  # the first session was not touched
+    # a broken file is refused and the running configuration stays
+    s.path.write_text("[l2tp-server.server]\nenabled = maybe\n")
+    s.p.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reload refused" in s.text(), what="refused reload", on_fail=s.text)
+    assert link_addr(lns, "l2tp-ex") and link_addr(lns, "l2tp-new")
+    c1.stop()
+    c2.stop()
+    assert s.stop() == 0
