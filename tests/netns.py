@@ -2,7 +2,7 @@
 
 Use::
 
-    pytest_plugins = ["tests.netns"]  # provides the ``netns`` fixture
+    # the ``netns`` fixture comes with the root conftest.py (pytest_plugins = ["tests.netns"])
     pytestmark = pytest.mark.netns    # the fixture skips when not root / no ip(8)
 
     def test_something(netns):

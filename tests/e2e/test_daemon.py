@@ -12,7 +12,6 @@ import pytest
 from tests.e2e.daemons import LAC_IP, LNS_IP, Daemon, link_addr, pair, wait_for
 from tests.netns import netns_only
 
-pytest_plugins = ["tests.netns"]
 pytestmark = netns_only
 
 

@@ -10,7 +10,6 @@ from tests.e2e.daemons import LAC_IP, LNS_IP, Daemon, link_addr, pair, wait_for
 from tests.e2e.test_daemon import lac_config
 from tests.netns import netns_only
 
-pytest_plugins = ["tests.netns"]
 pytestmark = netns_only
 
 

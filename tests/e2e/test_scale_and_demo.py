@@ -8,7 +8,6 @@ import sys
 from tests.e2e.daemons import LNS_IP, Daemon, pair, wait_for
 from tests.netns import netns_only
 
-pytest_plugins = ["tests.netns"]
 pytestmark = netns_only
 
 N = 100

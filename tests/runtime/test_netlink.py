@@ -26,7 +26,6 @@ from fastl2tp.runtime.netlink import (
 )
 
 pytest.register_assert_rewrite("tests.netns")
-pytest_plugins = ["tests.netns"]  # the netns fixture
 
 from tests.netns import ROOT, ip_json
 

@@ -25,7 +25,6 @@ from fastl2tp.runtime.tun import (
 )
 
 pytest.register_assert_rewrite("tests.netns")
-pytest_plugins = ["tests.netns"]  # the netns fixture
 
 from tests.netns import enter_netns, ip_json
 
