@@ -25,9 +25,10 @@ from fastl2tp.demo import CLIENT_CONFIG, HOME_WAN, SERVER_CONFIG, Namespaces, _w
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
 def iperf(ns: Namespaces, server_ip: str, args: list[str], duration: int) -> dict:
@@ -82,11 +83,15 @@ def main(argv: list[str] | None = None) -> int:
             ("bare UDP -l 1400", HOME_WAN, ["-u", "-b", "0", "-l", "1400", *streams]),
             ("tunnel UDP -l 1400", "10.0.103.1", ["-u", "-b", "0", "-l", "1400", *streams]),
         ):
-            cpu0 = (cpu_seconds(lns.pid), cpu_seconds(lac.pid))
+            before = {side: cpu_seconds(p.pid) for side, p in (("lns", lns), ("lac", lac))}
             res = iperf(ns, target, extra, args.duration)
-            cpu1 = (cpu_seconds(lns.pid), cpu_seconds(lac.pid))
-            res["cpu_lns_s"] = round(cpu1[0] - cpu0[0], 2)
-            res["cpu_lac_s"] = round(cpu1[1] - cpu0[1], 2)
+            for side, p in (("lns", lns), ("lac", lac)):
+                user, system = (a - b for a, b in zip(cpu_seconds(p.pid), before[side]))
+                res[f"cpu_{side}_s"] = round(user + system, 2)
+                res[f"user_{side}_s"] = round(user, 2)
+                # user-space CPU per packet: the part of the cost that is ours (the rest is the kernel)
+                packets = res["pps"] * args.duration
+                res[f"user_ns_per_packet_{side}"] = round(user / packets * 1e9) if packets else None
             results[name] = res
         for kind in ("TCP", "UDP -l 1400"):
             results[f"tunnel {kind}"]["ratio_to_bare"] = results[f"tunnel {kind}"]["gbps"] / results[f"bare {kind}"][
@@ -94,11 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         ns.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{'run':<22}{'Gbit/s':>8}{'kpps':>9}{'CPU LNS s':>11}{'CPU LAC s':>11}{'ratio':>8}")
+    print(f"{'run':<22}{'Gbit/s':>8}{'kpps':>9}{'CPU LNS s':>11}{'CPU LAC s':>11}{'user ns/pkt':>13}{'ratio':>8}")
     for name, r in results.items():
         ratio = f"{r['ratio_to_bare']:.2f}" if "ratio_to_bare" in r else ""
+        user = "" if name.startswith("bare") else f"{r['user_ns_per_packet_lns']}/{r['user_ns_per_packet_lac']}"
         print(f"{name:<22}{r['gbps']:>8.3f}{r['pps'] / 1e3:>9.1f}{r['cpu_lns_s']:>11.2f}{r['cpu_lac_s']:>11.2f}"
-              f"{ratio:>8}")
+              f"{user:>13}{ratio:>8}")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "results": results}, indent=2))

@@ -228,10 +228,17 @@ class Node:
     # --- packets from the data plane -------------------------------------------------------------------
 
     def _udp_readable(self) -> None:
+        # The hot path: one recvmmsg burst in C. Python only looks at what the data plane punted
+        # (control messages, PPP control frames), which is rare.
         try:
             self.dp.rx_udp(self._sock_index)
         except OSError as exc:
             log.warning("receive error: %s", exc)
+        if self.dp.punted:
+            self._handle_punted()
+
+    def _handle_punted(self) -> None:
+        now = self.now()
         for item in self.dp.take_punted():
             if item[0] == "control":
                 _, data, addr, _sock = item
@@ -240,7 +247,7 @@ class Node:
                 _, tunnel_id, session_id, frame = item
                 s = self.sessions.get((tunnel_id, session_id))
                 if s is not None and not s.closed:
-                    s.link.receive_frame(frame, self.now())
+                    s.link.receive_frame(frame, now)
                     self._pump(s)
         self.driver.flush()
 
