@@ -111,3 +111,41 @@ def test_sighup_reload_keeps_sessions_and_adds_users(netns, tmp_path):
     c1.stop()
     c2.stop()
     assert s.stop() == 0
+
+
+def test_client_redials_after_the_server_comes_back(netns, tmp_path):
+    lns, lac = pair(netns)
+    s = Daemon(lns, server(), tmp_path, "lns1")
+    c = Daemon(lac, lac_config(), tmp_path, "lac")
+    wait_for(lambda: link_addr(lac, "l2tp-out1"), what="first connection", on_fail=c.text)
+    assert s.stop() == 0  # StopCCN: the client's session ends and it starts redialing
+    wait_for(lambda: lac.link("l2tp-out1") is None, what="client interface removed", on_fail=c.text)
+    assert "redialing" in c.text()
+    s2 = Daemon(lns, server(), tmp_path, "lns2")
+    wait_for(lambda: link_addr(lac, "l2tp-out1"), timeout=40, what="reconnection", on_fail=c.text)
+    assert c.stop() == 0
+    assert s2.stop() == 0
+
+
+def test_one_session_per_host_and_max_sessions(netns, tmp_path):
+    lns, lac = pair(netns)
+    s = Daemon(lns, server(users=("ex", "other")).replace("enabled = true", "enabled = true\none-session-per-host = true"),
+               tmp_path, "lns")
+    c1 = Daemon(lac, lac_config(name="l2tp-out1"), tmp_path, "lac1")
+    wait_for(lambda: link_addr(lac, "l2tp-out1"), what="first session", on_fail=s.text)
+    c2 = Daemon(lac, lac_config(user="other", name="l2tp-out2"), tmp_path, "lac2")
+    wait_for(lambda: f"one session per host: {LAC_IP} already has one" in s.text(), what="refusal",
+             on_fail=s.text)
+    assert lac.link("l2tp-out2") is None
+    c2.stop()
+    c1.stop()
+    s.stop()
+    s = Daemon(lns, server(users=("ex", "other")).replace("enabled = true", "enabled = true\nmax-sessions = 1"),
+               tmp_path, "lns-max")
+    c1 = Daemon(lac, lac_config(name="l2tp-out1"), tmp_path, "lac3")
+    wait_for(lambda: link_addr(lac, "l2tp-out1"), what="first session", on_fail=s.text)
+    c2 = Daemon(lac, lac_config(user="other", name="l2tp-out2"), tmp_path, "lac4")
+    wait_for(lambda: "max-sessions (1) reached" in s.text(), what="refusal", on_fail=s.text)
+    c2.stop()
+    c1.stop()
+    s.stop()
