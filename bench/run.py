@@ -1,9 +1,11 @@
 """Throughput benchmark: iperf3 through a fastl2tp tunnel between two namespaces, against the same iperf3
 over the bare veth in the same run (so results read as ratios on this machine, not as absolute numbers).
 
-    python -m bench [--duration 10] [--parallel 1] [--mtu 1450] [--json bench/out/throughput.json]
+    python -m bench [--duration 10] [--parallel 1] [--mtu 1450] [--sessions 1] [--json bench/out/throughput.json]
 
-Prints a table (Gbit/s, packets/s, CPU seconds of each fastl2tpd, ratio tunnel/bare) and writes JSON.
+Prints a table (Gbit/s, packets/s, CPU seconds of each fastl2tpd, ratio tunnel/bare), writes JSON, and a
+PNG chart next to it when matplotlib is installed. With ``--sessions N`` the client daemon runs N
+sessions and one iperf3 per session runs at once (the table shows the sum).
 Needs root and iperf3. Uses the demo's namespaces (fastl2tp.demo): HomeOffice runs the server, RemoteOffice
 the client; iperf3 runs RemoteOffice → HomeOffice.
 """
@@ -31,25 +33,65 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
-def iperf(ns: Namespaces, server_ip: str, args: list[str], duration: int) -> dict:
-    srv = ns.popen(ns.home, ["iperf3", "-s", "-1", "-B", server_ip], stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    time.sleep(0.4)
-    r = ns.run(ns.remote, ["iperf3", "-c", server_ip, "-t", str(duration), "-J", *args], timeout=duration + 60)
-    srv.wait(timeout=15)
-    data = json.loads(r.stdout)
-    if "error" in data:
-        raise RuntimeError(f"iperf3: {data['error']}")
-    end = data["end"]
-    if "sum_received" in end:
-        bps = end["sum_received"]["bits_per_second"]
-        bytes_ = end["sum_received"]["bytes"]
-        size = 1448
-    else:
-        bps = end["sum"]["bits_per_second"] * (1 - end["sum"].get("lost_percent", 0) / 100)
-        bytes_ = end["sum"]["bytes"]
-        size = 1400
-    return {"gbps": bps / 1e9, "pps": bytes_ / size / duration}
+def iperf(ns: Namespaces, server_ips: list[str], args: list[str], duration: int) -> dict:
+    """One iperf3 client per server address, all at once; the sum of what arrived."""
+    servers = [ns.popen(ns.home, ["iperf3", "-s", "-1", "-B", ip], stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL) for ip in server_ips]
+    time.sleep(0.5)
+    clients = [ns.popen(ns.remote, ["iperf3", "-c", ip, "-t", str(duration), "-J", *args], stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True) for ip in server_ips]
+    total_bps = total_pkts = 0.0
+    for c in clients:
+        out, err = c.communicate(timeout=duration + 60)
+        data = json.loads(out)
+        if "error" in data:
+            raise RuntimeError(f"iperf3: {data['error']}")
+        end = data["end"]
+        if "sum_received" in end:
+            total_bps += end["sum_received"]["bits_per_second"]
+            total_pkts += end["sum_received"]["bytes"] / 1448
+        else:
+            delivered = 1 - end["sum"].get("lost_percent", 0) / 100
+            total_bps += end["sum"]["bits_per_second"] * delivered
+            total_pkts += end["sum"]["bytes"] * delivered / 1400
+    for srv in servers:
+        srv.wait(timeout=15)
+    return {"gbps": total_bps / 1e9, "pps": total_pkts / duration}
+
+
+def configs(sessions: int, mtu: int) -> tuple[str, str, list[str]]:
+    """Server and client configuration for ``sessions`` sessions, and the server-side addresses."""
+    mtus = f"max-mtu = {mtu}\nmax-mru = {mtu}\n"
+    if sessions == 1:
+        server = SERVER_CONFIG.replace("[l2tp-server.server]\n", "[l2tp-server.server]\n" + mtus)
+        return server, CLIENT_CONFIG + mtus, ["10.0.103.1"]
+    server = f"[l2tp-server.server]\nenabled = true\nauthentication = \"mschap2\"\nlisten-address = \"{HOME_WAN}\"\n{mtus}"
+    client = ""
+    for i in range(1, sessions + 1):
+        server += (f'[[ppp.secret]]\nname = "u{i}"\npassword = "p{i}"\nlocal-address = "10.200.{i}.1"\n'
+                   f'remote-address = "10.200.{i}.2"\n')
+        client += (f'[[l2tp-client]]\nname = "l2tp-out{i}"\nconnect-to = "{HOME_WAN}"\nuser = "u{i}"\n'
+                   f'password = "p{i}"\ndisabled = false\n{mtus}')
+    return server, client, [f"10.200.{i}.1" for i in range(1, sessions + 1)]
+
+
+def chart(results: dict, path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    names = list(results)
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.barh(names, [results[n]["gbps"] for n in names], color=["#999" if n.startswith("bare") else "#2a7" for n in names])
+    ax.set_xlabel("Gbit/s")
+    ax.set_title("iperf3: fastl2tp tunnel vs. bare veth (same run)")
+    fig.tight_layout()
+    png = path.with_suffix(".png")
+    fig.savefig(png)
+    return png
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,8 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=int, default=10)
     p.add_argument("--parallel", type=int, default=1)
     p.add_argument("--mtu", type=int, default=1450, help="tunnel max-mtu/max-mru")
+    p.add_argument("--sessions", type=int, default=1, help="sessions (1..200), one iperf3 each")
     p.add_argument("--json", default="bench/out/throughput.json")
     args = p.parse_args(argv)
+    if not 1 <= args.sessions <= 200:
+        p.error("--sessions must be 1..200")
     if os.geteuid() != 0 or shutil.which("iperf3") is None:
         print("the throughput benchmark needs root and iperf3", file=sys.stderr)
         return 1
@@ -67,21 +112,20 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
     try:
         ns.create()
-        server_cfg = SERVER_CONFIG.replace("[l2tp-server.server]\n",
-                                           f"[l2tp-server.server]\nmax-mtu = {args.mtu}\nmax-mru = {args.mtu}\n")
-        client_cfg = CLIENT_CONFIG + f"max-mtu = {args.mtu}\nmax-mru = {args.mtu}\n"
+        server_cfg, client_cfg, targets = configs(args.sessions, args.mtu)
         (tmp / "home.toml").write_text(server_cfg)
         (tmp / "remote.toml").write_text(client_cfg)
         daemon = [sys.executable, "-m", "fastl2tp.daemon", "--log-level", "warning", "-c"]
         lns = ns.popen(ns.home, daemon + [str(tmp / "home.toml")])
         lac = ns.popen(ns.remote, daemon + [str(tmp / "remote.toml")])
-        _wait(lambda: (ns.link(ns.remote, "l2tp-out1") or {}).get("local"), 30, "the tunnel")
+        for i in range(1, args.sessions + 1):
+            _wait(lambda i=i: (ns.link(ns.remote, f"l2tp-out{i}") or {}).get("local"), 60, f"tunnel {i}")
         streams = ["-P", str(args.parallel)]
         for name, target, extra in (
-            ("bare TCP", HOME_WAN, streams),
-            ("tunnel TCP", "10.0.103.1", streams),
-            ("bare UDP -l 1400", HOME_WAN, ["-u", "-b", "0", "-l", "1400", *streams]),
-            ("tunnel UDP -l 1400", "10.0.103.1", ["-u", "-b", "0", "-l", "1400", *streams]),
+            ("bare TCP", [HOME_WAN], streams),
+            ("tunnel TCP", targets, streams),
+            ("bare UDP -l 1400", [HOME_WAN], ["-u", "-b", "0", "-l", "1400", *streams]),
+            ("tunnel UDP -l 1400", targets, ["-u", "-b", "0", "-l", "1400", *streams]),
         ):
             before = {side: cpu_seconds(p.pid) for side, p in (("lns", lns), ("lac", lac))}
             res = iperf(ns, target, extra, args.duration)
@@ -109,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
     print(f"wrote {out}")
+    png = chart(results, out)
+    if png is not None:
+        print(f"wrote {png}")
     return 0
 
 
