@@ -173,7 +173,7 @@ class L2tpServer:
     one_session_per_host: bool = _k(v.Bool(), False, "one session per client IP address")
     caller_id_type: CallerIdType = _k(v.EnumKind(CallerIdType), CallerIdType.IP_ADDRESS,
                                       "what a secret's caller-id is compared with")
-    listen_address: IPAddress = _k(v.ListenAddress(), IPv4Address("0.0.0.0"),
+    listen_address: IPAddress = _k(v.IP(), IPv4Address("0.0.0.0"),
                                    "address the server binds (fastl2tp only)", "(all addresses)")
     port: int = _k(v.Int(1, 65535), 1701, "UDP port the server binds (fastl2tp only)", "(1701)")
 

@@ -690,17 +690,6 @@ class OptIP(Kind["IPAddress | None"]):
         return "" if value is None else str(value)
 
 
-class ListenAddress(Kind[IPAddress]):
-    type_name = "IP address"
-    form = "an IP address"
-
-    def parse(self, raw: Any) -> IPAddress:
-        return parse_ip(raw)
-
-    def dump(self, value: IPAddress) -> Any:
-        return str(value)
-
-
 class IPv4List(Kind["tuple[IPv4Address, ...]"]):
     """Up to ``limit`` IPv4 addresses: ``"8.8.8.8,1.1.1.1"`` or an array (dns-server, wins-server)."""
 
