@@ -3,8 +3,11 @@ over the bare veth in the same run (so results read as ratios on this machine, n
 
     python -m bench [--duration 10] [--parallel 1] [--mtu 1450] [--sessions 1] [--json bench/out/throughput.json]
 
-Prints a table (Gbit/s, packets/s, CPU seconds of each fastl2tpd, ratio tunnel/bare), writes JSON, and a
-PNG chart next to it when matplotlib is installed. With ``--sessions N`` the client daemon runs N
+Also runs the same iperf3 through ``bench/ctunnel/ctunnel.c`` (the simplest fast userspace UDP tunnel in
+C: TUN read/write, a 12-byte header, recvmmsg/sendmmsg bursts, nothing else), built here with cc: the
+yardstick for a userspace data plane on this machine. Prints a table (Gbit/s, packets/s, CPU seconds of
+each end, ratio to the C tunnel and to the bare veth), writes JSON, and a PNG chart next to it when
+matplotlib is installed. With ``--sessions N`` the client daemon runs N
 sessions and one iperf3 per session runs at once (the table shows the sum).
 Needs root and iperf3. Uses the demo's namespaces (fastl2tp.demo): HomeOffice runs the server, RemoteOffice
 the client; iperf3 runs RemoteOffice → HomeOffice.
@@ -57,6 +60,31 @@ def iperf(ns: Namespaces, server_ips: list[str], args: list[str], duration: int)
     for srv in servers:
         srv.wait(timeout=15)
     return {"gbps": total_bps / 1e9, "pps": total_pkts / duration}
+
+
+CTUNNEL_SRC = Path(__file__).with_name("ctunnel") / "ctunnel.c"
+
+
+def start_ctunnel(ns: Namespaces, tmp: Path, mtu: int) -> list[subprocess.Popen] | None:
+    """Both ends of the C tunnel (10.99.0.1 at HomeOffice, 10.99.0.2 at RemoteOffice), or None without cc."""
+    from pyroute2 import IPRoute
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    binary = tmp / "ctunnel"
+    subprocess.run([cc, "-O2", "-o", str(binary), str(CTUNNEL_SRC)], check=True)
+    procs = []
+    for where, local, peer, wan, other in ((ns.home, "10.99.0.1", "10.99.0.2", HOME_WAN, "192.168.81.1"),
+                                           (ns.remote, "10.99.0.2", "10.99.0.1", "192.168.81.1", HOME_WAN)):
+        procs.append(ns.popen(where, [str(binary), "ct0", wan, "17999", other, "17999"]))
+        _wait(lambda where=where: ns.link(where, "ct0"), 10, "the C tunnel's TUN device")
+        with IPRoute(netns=where) as ipr:
+            idx = ipr.link_lookup(ifname="ct0")[0]
+            ipr.link("set", index=idx, mtu=mtu, state="up")
+            ipr.addr("add", index=idx, address=local, local=local, prefixlen=32)
+            ipr.route("add", dst=f"{peer}/32", oif=idx)
+    return procs
 
 
 def configs(sessions: int, mtu: int) -> tuple[str, str, list[str]]:
@@ -137,18 +165,34 @@ def main(argv: list[str] | None = None) -> int:
                 packets = res["pps"] * args.duration
                 res[f"user_ns_per_packet_{side}"] = round(user / packets * 1e9) if packets else None
             results[name] = res
+        ct = start_ctunnel(ns, tmp, args.mtu)
+        if ct is not None:
+            for name, extra in (("C tunnel TCP", streams), ("C tunnel UDP -l 1400", ["-u", "-b", "0", "-l", "1400",
+                                                                                    *streams])):
+                before = {side: cpu_seconds(p.pid) for side, p in (("lns", ct[0]), ("lac", ct[1]))}
+                res = iperf(ns, ["10.99.0.1"], extra, args.duration)
+                for side, p in (("lns", ct[0]), ("lac", ct[1])):
+                    user, system = (a - b for a, b in zip(cpu_seconds(p.pid), before[side]))
+                    res[f"cpu_{side}_s"] = round(user + system, 2)
+                    packets = res["pps"] * args.duration
+                    res[f"user_ns_per_packet_{side}"] = round(user / packets * 1e9) if packets else None
+                results[name] = res
         for kind in ("TCP", "UDP -l 1400"):
-            results[f"tunnel {kind}"]["ratio_to_bare"] = results[f"tunnel {kind}"]["gbps"] / results[f"bare {kind}"][
-                "gbps"]
+            t = results[f"tunnel {kind}"]
+            t["ratio_to_bare"] = t["gbps"] / results[f"bare {kind}"]["gbps"]
+            if f"C tunnel {kind}" in results:
+                t["ratio_to_c_tunnel"] = t["gbps"] / results[f"C tunnel {kind}"]["gbps"]
     finally:
         ns.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{'run':<22}{'Gbit/s':>8}{'kpps':>9}{'CPU LNS s':>11}{'CPU LAC s':>11}{'user ns/pkt':>13}{'ratio':>8}")
+    print(f"{'run':<22}{'Gbit/s':>8}{'kpps':>9}{'CPU srv s':>11}{'CPU cli s':>11}{'user ns/pkt':>13}"
+          f"{'vs C':>7}{'vs bare':>9}")
     for name, r in results.items():
         ratio = f"{r['ratio_to_bare']:.2f}" if "ratio_to_bare" in r else ""
+        vs_c = f"{r['ratio_to_c_tunnel']:.2f}" if "ratio_to_c_tunnel" in r else ""
         user = "" if name.startswith("bare") else f"{r['user_ns_per_packet_lns']}/{r['user_ns_per_packet_lac']}"
         print(f"{name:<22}{r['gbps']:>8.3f}{r['pps'] / 1e3:>9.1f}{r['cpu_lns_s']:>11.2f}{r['cpu_lac_s']:>11.2f}"
-              f"{user:>13}{ratio:>8}")
+              f"{user:>13}{vs_c:>7}{ratio:>9}")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
