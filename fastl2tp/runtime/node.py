@@ -586,7 +586,10 @@ class Node:
                 self._client_failed(c, f"cannot resolve {c.conf.connect_to}: {exc}")
                 return
         c.status = "dialing"
-        tid = self.driver.call(self.driver.endpoint.open_tunnel, (host, c.conf.port))
+        endpoint = self.driver.endpoint
+        secret = endpoint.secret_for(host)  # ppp.l2tp-secret applies to the tunnels we dial too
+        tunnel = dataclasses.replace(endpoint.config.tunnel, secret=secret) if secret else None
+        tid = self.driver.call(endpoint.open_tunnel, (host, c.conf.port), config=tunnel)
         c.tunnel_id = tid
         self._client_tunnels[tid] = c
         self.driver.call(self.driver.endpoint.open_session, tid)

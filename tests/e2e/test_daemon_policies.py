@@ -149,3 +149,20 @@ def test_one_session_per_host_and_max_sessions(netns, tmp_path):
     c2.stop()
     c1.stop()
     s.stop()
+
+
+def test_tunnel_secret_on_both_ends(netns, tmp_path):
+    lns, lac = pair(netns)
+    secret = '[[ppp.l2tp-secret]]\naddress = "192.0.2.0/24"\nsecret = "t-secret"\n'
+    s = Daemon(lns, server() + secret, tmp_path, "lns")
+    c = Daemon(lac, lac_config() + secret, tmp_path, "lac")
+    wait_for(lambda: link_addr(lac, "l2tp-out1"), what="tunnel with authentication", on_fail=lambda: s.text() + c.text())
+    c.stop()
+    s.stop()
+    s = Daemon(lns, server() + secret, tmp_path, "lns2")
+    c = Daemon(lac, lac_config() + secret.replace("t-secret", "other"), tmp_path, "lac2")
+    wait_for(lambda: "tunnel authentication failed" in s.text() + c.text(), what="refused tunnel",
+             on_fail=lambda: s.text() + c.text())
+    assert lac.link("l2tp-out1") is None
+    c.stop()
+    s.stop()
