@@ -28,6 +28,7 @@ from .. import config as cfg
 from .._dp import DataPlane
 from ..control import events as ev
 from ..control.endpoint import Endpoint, EndpointConfig, TunnelSecret
+from ..control.tunnel import Role as TunnelRole
 from ..control.tunnel import TunnelConfig
 from ..errors import FastL2tpError
 from ..ppp.auth import AuthDecision, verify_locally
@@ -193,6 +194,10 @@ class Node:
             for s in [s for s in self.sessions.values() if s.client is None]:
                 s.link.close("server disabled", self.now())
                 self._pump(s)
+            if self.driver is not None:
+                for tid, t in list(self.driver.endpoint.tunnels.items()):
+                    if t.role is TunnelRole.LNS:
+                        self.driver.call(self.driver.endpoint.close_tunnel, tid, reason="server disabled")
         old_clients = {c.conf.name: c for c in self.clients}
         self.clients = []
         for conf in config.l2tp_client:
