@@ -3,6 +3,13 @@
 Order on one link: ``AuthRequested`` (server role; answer with ``complete_auth``), ``AuthResult``,
 ``NetworkUp`` / ``Ipv6Up`` (each NCP as it opens), ``NetworkDown`` (an NCP left Opened while the link
 stays up, e.g. the peer renegotiates IPCP), and exactly one ``LinkDown`` at the end.
+
+Encryption (MPPE over CCP, with ``use_encryption`` YES or REQUIRED) runs beside the NCPs in the Network
+phase and settles with ``EncryptionUp`` (keys for the data plane) or ``EncryptionRefused`` (YES: the
+link goes on unencrypted; REQUIRED never reports it: the link terminates). ``NetworkUp`` does not wait
+for it: with REQUIRED the runtime must not pass IP until ``EncryptionUp`` (and again after an
+``EncryptionDown``, until the next ``EncryptionUp``). ``EncryptionResetRequested`` /
+``EncryptionResetAcked`` are CCP Reset-Request/Ack for a stateful MPPE data plane.
 """
 
 from __future__ import annotations
@@ -13,8 +20,10 @@ from ipaddress import IPv4Address, IPv6Address
 
 from ..wire.auth import AuthMethod
 from .auth import AuthDecision, VerifyRequest
+from .ccp import CcpValues
 from .ipcp import IpcpValues
 from .ipv6cp import Ipv6cpValues
+from .mppe import MppeKeys
 
 
 class Role(enum.Enum):
@@ -111,7 +120,44 @@ class NetworkDown(LinkEvent):
 class LinkDown(LinkEvent):
     """The link is Dead; emitted exactly once. ``reason`` is the first cause, in words:
     "peer terminated LCP: …", "authentication failed: user ex: E=691 …", "keepalive timeout",
-    "no common authentication method (…)", "encryption required but MPPE is not available yet",
-    "administrative", …"""
+    "no common authentication method (…)", "encryption required but the peer refused MPPE",
+    "encryption required but MPPE needs MS-CHAPv1 or MS-CHAPv2 authentication", "administrative", …"""
 
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptionUp(LinkEvent):
+    """CCP opened with MPPE in both directions: hand ``keys`` to the data plane (from now on data goes
+    as PPP protocol 0x00FD). ``encoding`` is RouterOS's: ``MPPE128 stateless``, ``MPPE40 stateful``."""
+
+    keys: MppeKeys
+    encoding: str
+    values: CcpValues = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptionRefused(LinkEvent):
+    """``use-encryption=yes`` and no MPPE (the peer rejected CCP or MPPE, no common key length, no
+    MS-CHAP keys ...): the link goes on unencrypted. ``reason`` says why."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptionDown(LinkEvent):
+    """CCP left Opened (the peer renegotiates or terminated it): stop encrypting/decrypting until the
+    next ``EncryptionUp`` (with REQUIRED: stop passing IP)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptionResetRequested(LinkEvent):
+    """The peer sent a CCP Reset-Request (already acked): the data plane flushes its sender (MPPE
+    stateful: change the key and set the A bit on the next packet)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptionResetAcked(LinkEvent):
+    """The peer acked our CCP Reset-Request (``PppLink.send_reset_request``)."""

@@ -14,18 +14,19 @@ Phases (RFC 1661 §3.2), one :class:`Phase` at a time::
   (``verify_locally`` or RADIUS) and answers :meth:`PppLink.complete_auth`, optionally with the
   ``IpcpConfig`` for this user (on RouterOS the remote address comes from the user's secret or profile).
   A failure terminates the link ("authentication failed: user ex: E=691 ...").
-- Network: IPCP (and IPv6CP with ``use_ipv6``) start only now (RFC 1661 §3.5); they are not tied to
-  CCP. CCP is Protocol-Rejected until MPPE exists, or, with ``require_encryption``, the link terminates
-  on entering this phase ("encryption required but MPPE is not available yet").
+- Network: IPCP (and IPv6CP with ``use_ipv6``) start only now (RFC 1661 §3.5), and CCP with MPPE
+  beside them (not tied to IPCP) when ``use_encryption`` is YES or REQUIRED and the authentication left
+  MS-CHAP key material (see "Encryption" below).
 - Terminate: LCP is closing (our Terminate-Request, or the peer's acked); NCPs and authentication
   are gone. Dead follows when LCP finishes, and then :class:`LinkDown` goes out, exactly once, with
   the first cause as its reason.
 
 Receive (``receive_frame``) dispatches by protocol through one table built in ``__init__``: LCP;
 PAP/CHAP to the authentication machines (during Authenticate and Network); IPCP/IPv6CP to the NCPs
-(in Network; before it they are discarded and counted, RFC 1661 §3.5); IPv4/IPv6 data is only
-counted (the data plane carries data; before its NCP is up it is a counted drop); anything else
-(MPLSCP, CDP, LQR, EAP, CCP without encryption, IPv6CP without ``use_ipv6``) is Protocol-Rejected
+(in Network; before it they are discarded and counted, RFC 1661 §3.5); IPv4/IPv6 data and MPPE
+data (0x00FD) are only counted (the data plane carries data; before its NCP/CCP is up it is a counted
+drop); anything else (MPLSCP, CDP, LQR, EAP, CCP with ``use_encryption`` NO or without MS-CHAP keys,
+IPv6CP without ``use_ipv6``) is Protocol-Rejected
 while LCP is Opened (RFC 1661 §5.7) and dropped otherwise. Every received frame counts as life for
 the keepalive. Frames that do not decode are dropped and counted; nothing the peer sends raises.
 
@@ -33,8 +34,25 @@ Output: ``take_frames()`` gives whole PPP frames, always ``FF 03`` and a two-oct
 drops anything else), in the order the machines produced them (an auth Failure precedes the LCP
 Terminate-Request it causes).
 
+Encryption (``use_encryption``, RouterOS ``use-encryption``; the server may set it per user with
+``complete_auth(..., use_encryption=...)``, from the user's profile):
+
+=========  =====================================  ==========================================
+policy     peer agrees on MPPE                    no MPPE (peer rejects CCP/MPPE, no common
+                                                  key length, PAP/CHAP: no MS-CHAP keys)
+=========  =====================================  ==========================================
+NO         CCP is Protocol-Rejected               CCP is Protocol-Rejected
+YES        ``EncryptionUp(keys, encoding)``        ``EncryptionRefused(reason)``, unencrypted
+REQUIRED   ``EncryptionUp(keys, encoding)``        LinkDown ``ENCRYPTION_REFUSED`` (or
+                                                  ``ENCRYPTION_NEEDS_MSCHAP`` without keys)
+=========  =====================================  ==========================================
+
+``NetworkUp`` never waits for CCP; with REQUIRED the runtime must not pass IP before ``EncryptionUp``.
+The keys are derived (``ppp.mppe.derive_keys``) from the MS-CHAP authentication we were the
+authenticator of (else the one we were authenticated by), for our side of it.
+
 Sans-IO (aioquic shape): ``receive_frame(frame, now)``, ``handle_timer(now)``, ``get_timer()``, commands
-``open``, ``close``, ``lower_down``, ``complete_auth``; output ``take_frames()`` and ``next_event()``.
+``open``, ``close``, ``lower_down``, ``complete_auth``, ``send_reset_request``; output ``take_frames()`` and ``next_event()``.
 Time comes in as ``now``; randomness (magic, challenges, identifiers) from ``rng(n) -> bytes``.
 """
 
@@ -59,11 +77,18 @@ from .auth import (
     AuthPeer,
     AuthState,
     AuthSucceeded,
+    MppeKeyMaterial,
     VerifyRequest,
 )
+from .ccp import Ccp, CcpConfig, CcpValues, Encryption, ResetAcked, ResetRequested
 from .events import (
     AuthRequested,
     AuthResult,
+    EncryptionDown,
+    EncryptionRefused,
+    EncryptionResetAcked,
+    EncryptionResetRequested,
+    EncryptionUp,
     Ipv6Up,
     LinkDown,
     LinkEvent,
@@ -85,10 +110,13 @@ from .fsm import (
 from .ipcp import Ipcp, IpcpConfig, IpcpValues
 from .ipv6cp import Ipv6cp, Ipv6cpConfig, Ipv6cpValues
 from .lcp import Lcp, LcpConfig, LcpValues
+from .mppe import MppeKeys, derive_keys
 
 __all__ = [
     "ADMINISTRATIVE",
-    "ENCRYPTION_UNAVAILABLE",
+    "ENCRYPTION_NEEDS_MSCHAP",
+    "ENCRYPTION_REFUSED",
+    "Encryption",
     "LinkConfig",
     "Phase",
     "PppLink",
@@ -100,7 +128,8 @@ _log = logging.getLogger(__name__)
 Rng = Callable[[int], bytes]
 
 ADMINISTRATIVE = "administrative"
-ENCRYPTION_UNAVAILABLE = "encryption required but MPPE is not available yet"
+ENCRYPTION_REFUSED = "encryption required but the peer refused MPPE"
+ENCRYPTION_NEEDS_MSCHAP = "encryption required but MPPE needs MS-CHAPv1 or MS-CHAPv2 authentication"
 
 _ROUTEROS_AUTHENTICATION = (AuthMethod.MSCHAP1, AuthMethod.MSCHAP2)
 _ROUTEROS_ALLOW = (AuthMethod.MSCHAP2, AuthMethod.MSCHAP1, AuthMethod.CHAP, AuthMethod.PAP)
@@ -135,8 +164,10 @@ class LinkConfig:
         ``IpcpConfig`` then comes with ``complete_auth(..., ipcp=...)``. Client role: None is the
         default client (ask for 0.0.0.0, take what the server gives).
     use_ipv6 / ipv6cp: run IPv6CP; when off, IPv6CP is Protocol-Rejected.
-    require_encryption: until MPPE lands: False Protocol-Rejects CCP; True terminates the link when it
-        reaches the Network phase, with reason ``ENCRYPTION_UNAVAILABLE``.
+    use_encryption: MPPE policy (RouterOS ``use-encryption``, see the module docstring): NO
+        Protocol-Rejects CCP; YES offers MPPE and goes on without; REQUIRED terminates without.
+        The server may override it per user in ``complete_auth``.
+    ccp: MPPE key lengths and stateless/stateful preferences, CCP timers.
     """
 
     lcp: LcpConfig = field(default_factory=LcpConfig)
@@ -149,7 +180,8 @@ class LinkConfig:
     ipcp: IpcpConfig | None = None
     use_ipv6: bool = False
     ipv6cp: Ipv6cpConfig = field(default_factory=Ipv6cpConfig)
-    require_encryption: bool = False
+    use_encryption: Encryption = Encryption.NO
+    ccp: CcpConfig = field(default_factory=CcpConfig)
 
 
 class PppLink:
@@ -157,9 +189,10 @@ class PppLink:
 
     State visible to the runtime: ``phase``, ``lcp_values`` (after LCP opened), ``ipcp_values`` /
     ``ipv6cp_values`` (after each NCP opened), ``auth_decision`` (after authentication succeeded: what
-    the backend granted, or on the client the keys for MPPE), ``down_reason`` (once terminating) and
+    the backend granted, or on the client the keys for MPPE), ``ccp_values`` and ``mppe_keys`` (while
+    MPPE is up), ``use_encryption`` (the policy in force), ``down_reason`` (once terminating) and
     ``counters`` (drops and oddities by name). The sub-machines are ``lcp``, ``authenticator``,
-    ``auth_peer``, ``ipcp`` and ``ipv6cp`` (None when not running).
+    ``auth_peer``, ``ipcp``, ``ipv6cp`` and ``ccp`` (None when not running).
     """
 
     def __init__(
@@ -191,11 +224,18 @@ class PppLink:
         self.auth_peer: AuthPeer | None = None
         self.ipcp: Ipcp | None = None
         self.ipv6cp: Ipv6cp | None = None
+        self.ccp: Ccp | None = None
         self.phase = Phase.DEAD
         self.lcp_values: LcpValues | None = None
         self.ipcp_values: IpcpValues | None = None
         self.ipv6cp_values: Ipv6cpValues | None = None
         self.auth_decision: AuthDecision | None = None
+        self.ccp_values: CcpValues | None = None
+        self.mppe_keys: MppeKeys | None = None
+        self.use_encryption = config.use_encryption
+        self._encryption_refused = False  # EncryptionRefused went out for this negotiation
+        self._mppe_material: dict[Role, MppeKeyMaterial] = {}  # by our role in the MS-CHAP exchange
+        self._auth_method: AuthMethod | None = None  # the last method that succeeded, for reasons
         self.down_reason: str | None = None
         self.counters: dict[str, int] = {}
         self._opened = False
@@ -214,6 +254,7 @@ class PppLink:
             Protocol.IPV4: self._rx_data,
             Protocol.IPV6: self._rx_data,
             Protocol.CCP: self._rx_ccp,
+            Protocol.COMPRESSED: self._rx_compressed,
         }
         if config.use_ipv6:
             self._receivers[Protocol.IPV6CP] = self._rx_ncp
@@ -254,20 +295,33 @@ class PppLink:
         self._settle(now)
 
     def complete_auth(
-        self, request_id: int, decision: AuthDecision, now: float, *, ipcp: IpcpConfig | None = None
+        self, request_id: int, decision: AuthDecision, now: float, *, ipcp: IpcpConfig | None = None,
+        use_encryption: Encryption | None = None,
     ) -> bool:
         """Server role: answer the ``AuthRequested`` with this ``request_id``. ``ipcp`` (on accept) is
         the IPCP configuration for this user, replacing ``LinkConfig.ipcp`` (the addresses from the
-        user's secret/profile or from RADIUS). Returns False if that request is no longer pending
-        (the link terminated, or a stale id); then nothing happens."""
+        user's secret/profile or from RADIUS); ``use_encryption`` (on accept) the user's profile's
+        policy, replacing ``LinkConfig.use_encryption``. Returns False if that request is no longer
+        pending (the link terminated, or a stale id); then nothing happens."""
         if self.authenticator is None or self.phase not in (Phase.AUTHENTICATE, Phase.NETWORK):
             return False
         if not self.authenticator.complete(request_id, decision, now):
             return False
         if decision.accepted and ipcp is not None:
             self._auth_ipcp = ipcp
+        if decision.accepted and use_encryption is not None:
+            self.use_encryption = use_encryption
         self._settle(now)
         return True
+
+    def send_reset_request(self, now: float) -> bool:
+        """The data plane lost MPPE sync (stateful mode): send a CCP Reset-Request (rate limited by
+        ``CcpConfig.reset_timeout_s``). True if one went out."""
+        if self.ccp is None or self.phase is not Phase.NETWORK:
+            return False
+        sent = self.ccp.send_reset_request(now)
+        self._settle(now)
+        return sent
 
     # --- input ---------------------------------------------------------------------------------
 
@@ -287,7 +341,7 @@ class PppLink:
         self._settle(now)
 
     def handle_timer(self, now: float) -> None:
-        for name in ("lcp", "authenticator", "auth_peer", "ipcp", "ipv6cp"):
+        for name in ("lcp", "authenticator", "auth_peer", "ipcp", "ipv6cp", "ccp"):
             if self.phase is Phase.DEAD:
                 return
             machine = getattr(self, name)
@@ -349,10 +403,18 @@ class PppLink:
         machine.receive(payload, now)
 
     def _rx_ccp(self, protocol: int, payload: bytes, now: float) -> None:
-        if self.config.require_encryption:
-            self._count("ccp_dropped")  # we terminate on entering Network; nothing to answer
-            return
-        self._rx_unsupported(protocol, payload, now)
+        if self.phase is Phase.NETWORK and self.ccp is not None:
+            self.ccp.receive(payload, now)
+        elif self.phase is not Phase.NETWORK and self.use_encryption is not Encryption.NO:
+            self._count("ccp_before_network")  # RFC 1661 §3.5: silently discarded
+        else:
+            self._rx_unsupported(protocol, payload, now)  # NO, or no MS-CHAP keys for MPPE
+
+    def _rx_compressed(self, protocol: int, payload: bytes, now: float) -> None:
+        if self.phase is Phase.NETWORK and self.mppe_keys is not None:
+            self._count("mppe_seen")  # the data plane's job; here only counted
+        else:
+            self._count("mppe_dropped")
 
     def _rx_data(self, protocol: int, payload: bytes, now: float) -> None:
         machine = self.ipcp if protocol == Protocol.IPV4 else self.ipv6cp
@@ -371,7 +433,8 @@ class PppLink:
     # --- the composition -----------------------------------------------------------------------
 
     def _machines(self) -> list[Any]:
-        return [m for m in (self.lcp, self.authenticator, self.auth_peer, self.ipcp, self.ipv6cp) if m is not None]
+        return [m for m in (self.lcp, self.authenticator, self.auth_peer, self.ipcp, self.ipv6cp, self.ccp)
+                if m is not None]
 
     def _collect(self) -> None:
         for machine in self._machines():
@@ -402,6 +465,9 @@ class PppLink:
             while (machine := getattr(self, name)) is not None and (nev := machine.next_event()) is not None:
                 handled = True
                 self._on_ncp_event(machine, nev, now)
+        while (ccp := self.ccp) is not None and (cev := ccp.next_event()) is not None:
+            handled = True
+            self._on_ccp_event(cev, now)
         return handled
 
     def _on_lcp_event(self, ev: PppEvent, now: float) -> None:
@@ -418,7 +484,10 @@ class PppLink:
             self._dead(ev.reason)
         elif isinstance(ev, ProtocolRejected):
             rejected = ev.rejected_protocol
-            ncp = self.ipcp if rejected == Protocol.IPCP else self.ipv6cp if rejected == Protocol.IPV6CP else None
+            by_protocol: dict[int, ControlProtocol | None] = {
+                Protocol.IPCP: self.ipcp, Protocol.IPV6CP: self.ipv6cp, Protocol.CCP: self.ccp,
+            }
+            ncp = by_protocol.get(rejected)
             if ncp is not None:
                 ncp.protocol_rejected(now)
             else:
@@ -431,6 +500,8 @@ class PppLink:
         for ncp in (self.ipcp, self.ipv6cp):
             if ncp is not None and ncp.is_opened:
                 self._events.append(NetworkDown(ncp.protocol, reason))
+        if self.mppe_keys is not None:
+            self._events.append(EncryptionDown(reason))
         self._drop_machines()
         self.phase = Phase.ESTABLISH
         self._log.info("LCP renegotiating: %s", reason)
@@ -468,6 +539,9 @@ class PppLink:
         elif isinstance(ev, AuthSucceeded):
             self._log.info("authenticated (%s): user=%s method=%s", role.value, ev.username, ev.method.value)
             self.auth_decision = ev.decision
+            self._auth_method = ev.method
+            if ev.decision.keys is not None:
+                self._mppe_material[role] = ev.decision.keys
             self._events.append(AuthResult(role, ev.method, ev.username, True, decision=ev.decision))
             if self.phase is Phase.AUTHENTICATE and all(
                 m.state is AuthState.SUCCEEDED for m in (self.authenticator, self.auth_peer) if m is not None
@@ -478,8 +552,10 @@ class PppLink:
             self._terminate(_auth_failure_reason(ev), now)
 
     def _enter_network(self, now: float) -> None:
-        if self.config.require_encryption:
-            self._terminate(ENCRYPTION_UNAVAILABLE, now)
+        policy = self.use_encryption
+        if policy is Encryption.REQUIRED and self._keys_source() is None:
+            self._log.info("%s (authenticated with %s)", ENCRYPTION_NEEDS_MSCHAP, self._auth_name())
+            self._terminate(ENCRYPTION_NEEDS_MSCHAP, now)
             return
         ipcp_config = self._auth_ipcp or self.config.ipcp
         if ipcp_config is None:
@@ -496,6 +572,14 @@ class PppLink:
         if self.config.use_ipv6:
             self.ipv6cp = Ipv6cp(self.config.ipv6cp, rng=self._rng)
             ncps.append(self.ipv6cp)
+        self._encryption_refused = False
+        if policy is not Encryption.NO:
+            if self._keys_source() is None:
+                self._refuse_encryption(f"MPPE needs MS-CHAPv1 or MS-CHAPv2 keys (authenticated with "
+                                        f"{self._auth_name()})", now)
+            else:
+                self.ccp = Ccp(self.config.ccp, rng=self._rng)
+                ncps.append(self.ccp)
         for ncp in ncps:
             ncp.peer_mru = self.lcp.peer_mru
             ncp.open(now)
@@ -530,6 +614,70 @@ class PppLink:
             if not running:  # no network protocol left (pppd does the same); the first one's reason
                 self._terminate(self._ncp_finished_reason, now)
 
+    # --- encryption (CCP/MPPE) ------------------------------------------------------------------
+
+    def _auth_name(self) -> str:
+        return self._auth_method.value if self._auth_method is not None else "no authentication"
+
+    def _keys_source(self) -> tuple[MppeKeyMaterial, bool] | None:
+        """The MS-CHAP key material for MPPE and whether we were its authenticator (RFC 3079 IsServer)."""
+        for role in (Role.SERVER, Role.CLIENT):
+            material = self._mppe_material.get(role)
+            if material is None:
+                continue
+            try:
+                material.start_keys(is_server=role is Role.SERVER)
+            except LocalUsageError:
+                continue  # e.g. a RADIUS accept without MS-MPPE keys
+            return material, role is Role.SERVER
+        return None
+
+    def _on_ccp_event(self, ev: PppEvent, now: float) -> None:
+        if self.phase is not Phase.NETWORK or self.ccp is None:
+            return
+        if isinstance(ev, LayerUp):
+            values: CcpValues = ev.values
+            self.ccp_values = values
+            agreed = values.agreed
+            source = self._keys_source()
+            if agreed is None or source is None:
+                self._encryption_failed(f"CCP opened without common MPPE ({values.encoding or 'none'})", now)
+                return
+            material, is_server = source
+            self.mppe_keys = derive_keys(material, is_server=is_server, bits=agreed.bits,
+                                         stateless=agreed.stateless)
+            self._encryption_refused = False
+            self._log.info("encryption up: %s", values.encoding)
+            self._events.append(EncryptionUp(self.mppe_keys, values.encoding, values))
+        elif isinstance(ev, LayerDown):
+            self.ccp_values = None
+            if self.mppe_keys is not None:
+                self.mppe_keys = None
+                self._events.append(EncryptionDown(ev.reason))
+        elif isinstance(ev, LayerFinished):
+            self._encryption_failed(ev.reason, now)
+        elif isinstance(ev, ResetRequested):
+            self._events.append(EncryptionResetRequested())
+        elif isinstance(ev, ResetAcked):
+            self._events.append(EncryptionResetAcked())
+
+    def _encryption_failed(self, detail: str, now: float) -> None:
+        """No MPPE (after CCP tried): terminate with REQUIRED, else report once and close CCP."""
+        self.mppe_keys = None
+        if self.use_encryption is Encryption.REQUIRED:
+            self._log.info("%s: %s", ENCRYPTION_REFUSED, detail)
+            self._terminate(ENCRYPTION_REFUSED, now)
+            return
+        self._refuse_encryption(detail, now)
+        if self.ccp is not None and self.ccp.state not in _FINISHED:
+            self.ccp.close(detail, now)  # both directions unencrypted, cleanly
+
+    def _refuse_encryption(self, detail: str, now: float) -> None:
+        if not self._encryption_refused:
+            self._encryption_refused = True
+            self._log.info("no encryption: %s", detail)
+            self._events.append(EncryptionRefused(detail))
+
     # --- termination ---------------------------------------------------------------------------
 
     def _terminate(self, reason: str, now: float) -> None:
@@ -548,7 +696,8 @@ class PppLink:
 
     def _drop_machines(self) -> None:
         self._collect()  # what they already produced still goes out, in order
-        self.authenticator = self.auth_peer = self.ipcp = self.ipv6cp = None
+        self.authenticator = self.auth_peer = self.ipcp = self.ipv6cp = self.ccp = None
+        self.mppe_keys = self.ccp_values = None
 
     def _dead(self, reason: str) -> None:
         if self.down_reason is None:

@@ -11,7 +11,6 @@ from ipaddress import IPv4Address as A
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.ppp.link_harness import LinkPair, ScriptedRng, cp, drain_events
 
 from fastl2tp.errors import LocalUsageError
 from fastl2tp.ppp.auth import AuthDecision
@@ -26,9 +25,24 @@ from fastl2tp.ppp.events import (
 )
 from fastl2tp.ppp.ipcp import IpcpConfig
 from fastl2tp.ppp.lcp import LcpConfig
-from fastl2tp.ppp.link import ADMINISTRATIVE, ENCRYPTION_UNAVAILABLE, LinkConfig, Phase, PppLink
+from fastl2tp.ppp.link import (
+    ADMINISTRATIVE,
+    ENCRYPTION_REFUSED,
+    Encryption,
+    LinkConfig,
+    Phase,
+    PppLink,
+)
 from fastl2tp.wire.auth import AuthMethod
-from fastl2tp.wire.ppp import Code, CpPacket, Protocol, decode_cp, decode_frame, encode_cp
+from fastl2tp.wire.ppp import (
+    Code,
+    CpPacket,
+    Protocol,
+    decode_cp,
+    decode_frame,
+    encode_cp,
+)
+from tests.ppp.link_harness import LinkPair, ScriptedRng, cp, drain_events
 
 M = AuthMethod
 PASSWORD = "lkjrht"
@@ -447,17 +461,20 @@ def test_ipv6cp_up_on_both() -> None:
 
 
 @pytest.mark.parametrize("role", list(Role))
-def test_require_encryption_terminates_cleanly(role: Role) -> None:
-    server = server_link((M.MSCHAP2,), require_encryption=role is Role.SERVER)
-    client = client_link((M.MSCHAP2,), require_encryption=role is Role.CLIENT)
+def test_required_encryption_against_a_peer_without_mppe_terminates_cleanly(role: Role) -> None:
+    """The other side has use-encryption=no: it Protocol-Rejects CCP; we terminate with the reason."""
+    req = Encryption.REQUIRED
+    server = server_link((M.MSCHAP2,), **({"use_encryption": req} if role is Role.SERVER else {}))
+    client = client_link((M.MSCHAP2,), **({"use_encryption": req} if role is Role.CLIENT else {}))
     p = pair(server, client)
     p.run(30.0)
     us, them = ("server", "client") if role is Role.SERVER else ("client", "server")
-    assert [ev.reason for ev in p.of(us, LinkDown)] == [ENCRYPTION_UNAVAILABLE]
-    assert [ev.reason for ev in p.of(them, LinkDown)] == [f"peer terminated LCP: {ENCRYPTION_UNAVAILABLE}"]
-    assert p.of(us, AuthResult)[0].succeeded and p.of(us, NetworkUp) == []
-    [(_, req)] = p.sent(us, Protocol.LCP, Code.TERMINATE_REQUEST)
-    assert req.data == ENCRYPTION_UNAVAILABLE.encode()
+    assert [ev.reason for ev in p.of(us, LinkDown)] == [ENCRYPTION_REFUSED]
+    assert [ev.reason for ev in p.of(them, LinkDown)] == [f"peer terminated LCP: {ENCRYPTION_REFUSED}"]
+    assert p.of(us, AuthResult)[0].succeeded
+    assert p.link(them).counters["protocol_rejected"] >= 1
+    [(_, term)] = p.sent(us, Protocol.LCP, Code.TERMINATE_REQUEST)
+    assert term.data == ENCRYPTION_REFUSED.encode()
 
 
 # --- data and malformed input ----------------------------------------------------------------------

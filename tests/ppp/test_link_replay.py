@@ -16,16 +16,30 @@ from __future__ import annotations
 from ipaddress import IPv4Address as A
 
 import pytest
-from tests.pcaputil import TRACES, PppCapture, ppp_frames
-from tests.ppp.link_harness import Replay, ScriptedRng, reference
 
 from fastl2tp.ppp.auth import AuthConfig
-from fastl2tp.ppp.events import AuthRequested, AuthResult, Ipv6Up, LinkDown, NetworkUp, Role
+from fastl2tp.ppp.ccp import CcpConfig
+from fastl2tp.ppp.events import (
+    AuthRequested,
+    AuthResult,
+    EncryptionUp,
+    Ipv6Up,
+    LinkDown,
+    NetworkUp,
+    Role,
+)
 from fastl2tp.ppp.ipcp import IpcpConfig
 from fastl2tp.ppp.lcp import LcpConfig
-from fastl2tp.ppp.link import LinkConfig, Phase, PppLink
-from fastl2tp.wire.auth import AuthMethod, ChapChallenge, decode_chap, decode_mschap2_response
+from fastl2tp.ppp.link import Encryption, LinkConfig, Phase, PppLink
+from fastl2tp.wire.auth import (
+    AuthMethod,
+    ChapChallenge,
+    decode_chap,
+    decode_mschap2_response,
+)
 from fastl2tp.wire.ppp import Code, Protocol, decode_cp, decode_options
+from tests.pcaputil import TRACES, PppCapture, ppp_frames
+from tests.ppp.link_harness import Replay, ScriptedRng, reference
 
 M = AuthMethod
 LNS, LAC = "192.0.2.10", "192.0.2.20"
@@ -173,18 +187,19 @@ MSCHAP_PPPD = [("linux-xl2tpd-pppd/mschapv1-mppe128.pcap", M.MSCHAP1),
                ("linux-xl2tpd-pppd/mschapv2-mppe128.pcap", M.MSCHAP2)]
 
 
-@pytest.mark.parametrize("require_encryption", [False, True], ids=["ccp-rejected", "encryption-required"])
+@pytest.mark.parametrize("use_encryption", [Encryption.NO, Encryption.REQUIRED], ids=["ccp-rejected", "required"])
 @pytest.mark.parametrize("path,method", MSCHAP_PPPD, ids=["mschapv1", "mschapv2"])
-def test_pppd_lac_requiring_mppe_against_our_server(path: str, method: AuthMethod, require_encryption: bool) -> None:
-    """Until MPPE lands: authentication is pppd's byte for byte; then either we Protocol-Reject CCP and
-    pppd (which requires MPPE) terminates, or we require encryption and terminate ourselves."""
+def test_pppd_lac_requiring_mppe_against_our_server(path: str, method: AuthMethod, use_encryption: Encryption) -> None:
+    """Authentication is pppd's byte for byte; then either we Protocol-Reject CCP (use-encryption=no) and
+    pppd (which requires MPPE) terminates, or CCP/MPPE comes up as between the two pppds (tests/ppp/test_ccp.py
+    has the details)."""
     caps = captures(path)
     challenge = decode_chap(next(c.payload for c in caps if c.protocol == 0xC223))
     chunks = {4: [option(caps, LNS, Protocol.LCP, 5)], 1: [bytes((challenge.identifier,))],
               len(challenge.value): [challenge.value]}
     chunks.setdefault(8, []).append(option(caps, LNS, Protocol.IPV6CP, 1))  # after v1's 8-octet challenge
     config = LinkConfig(lcp=PPPD_LCP, authenticate=(method,), auth_name="st-lns", use_ipv6=True,
-                        require_encryption=require_encryption)
+                        use_encryption=use_encryption, ccp=CcpConfig(allow_40=False))  # pppd: require-mppe-128
     link = PppLink(Role.SERVER, config, rng=ScriptedRng(chunks))
     lns_ipcp = IpcpConfig(local_address=A("10.0.103.1"), remote_address=A("10.0.103.2"))
     r = Replay(link, caps, us=LNS, peer=LAC, secrets={"ex": "lkjrht"}, ipcp_for=lambda user: lns_ipcp)
@@ -193,13 +208,15 @@ def test_pppd_lac_requiring_mppe_against_our_server(path: str, method: AuthMetho
     assert r.ours(0xC223) == reference(caps, LNS, 0xC223)  # Challenge and Success, as pppd's LNS
     [auth] = r.of(AuthResult)
     assert auth.succeeded and auth.decision.keys is not None  # key material for MPPE is there
-    if require_encryption:
-        assert r.kinds() == ["AuthRequested", "AuthResult", "LinkDown"]
-        assert [ev.reason for ev in r.of(LinkDown)] == ["encryption required but MPPE is not available yet"]
-        assert r.ours(Protocol.IPCP) == [] and link.counters["ccp_dropped"] >= 1
+    assert [ev.reason for ev in r.of(LinkDown)] == ["peer terminated LCP: MPPE disabled"]
+    if use_encryption is Encryption.REQUIRED:
+        assert r.mismatches == []
+        assert r.ours(Protocol.CCP) == reference(caps, LNS, Protocol.CCP)
+        assert r.kinds() == ["AuthRequested", "AuthResult", "EncryptionUp", "Ipv6Up", "NetworkUp", "LinkDown"]
+        assert [ev.encoding for ev in r.of(EncryptionUp)] == ["MPPE128 stateless"]
+        assert link.counters["mppe_seen"] == sum(c.src == LAC and c.protocol == 0xFD for c in caps)
         return
     ccp_request = next(c.payload for c in caps if c.src == LAC and c.protocol == Protocol.CCP)
     rejects = [decode_cp(p) for p in r.ours(Protocol.LCP, {Code.PROTOCOL_REJECT})]
     assert rejects[0].data == b"\x80\xfd" + ccp_request
     assert r.kinds() == ["AuthRequested", "AuthResult", "Ipv6Up", "NetworkUp", "LinkDown"]
-    assert [ev.reason for ev in r.of(LinkDown)] == ["peer terminated LCP: MPPE disabled"]
