@@ -59,3 +59,11 @@ def test_mppe_stateless_1400_cryptography(benchmark, per_item):
 
     benchmark(one_packet)
     per_item(1, PACKET)
+
+
+def test_mppe_catch_up_per_skipped_key(benchmark, per_item):
+    """A stateless receiver after a loss: one key change per lost packet (no RC4 key schedule of the
+    intermediate keys), 64 per call; ns per skipped packet."""
+    keys = _rc4.MppeKeyState(KEY, 128)
+    benchmark(keys.skip, 64)
+    per_item(64)

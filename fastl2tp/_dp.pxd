@@ -9,6 +9,7 @@ has a counter). ``fastl2tp.wire`` holds the pure-Python twin of each parser (the
 from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uint64_t
 from posix.uio cimport iovec
 
+from fastl2tp._rc4 cimport mppe_keys
 from fastl2tp.includes.linux cimport mmsghdr, sockaddr_storage, socklen_t
 
 # --- L2TP header (RFC 2661 §3.1) ----------------------------------------------------------------------
@@ -51,6 +52,13 @@ ctypedef enum dp_reason:
     DP_UDP_RECV                   # recvmmsg reported a pending socket error (ICMP unreachable, ...)
     DP_PUNT_FULL                  # punt queue full: Python did not drain take_punted() in time
     DP_NO_TUN                     # IP packet for a session whose TUN fd is not set yet (-1)
+    # MPPE (RFC 3078), on sessions with set_mppe()
+    DP_MPPE_SHORT                 # 0x00FD frame without a whole MPPE header and one encrypted octet
+    DP_MPPE_BAD_HEADER            # D (encrypted) bit clear, C (MPPC compressed) bit set, or stateless without A
+    DP_MPPE_BAD_COUNT             # coherency count impossible: repeated, late, or further ahead than we follow
+    DP_MPPE_DECRYPT               # decrypted inner protocol not plausible (wrong key / desynchronised / garbage)
+    DP_MPPE_DISCARD               # stateful: discarded while waiting for the flushed packet after a loss
+    DP_MPPE_UNENCRYPTED           # plain IP (0x0021/0x0057) on a session that requires MPPE
     DP_NREASONS                   # number of reasons; keep last
 
 cdef enum:
@@ -141,10 +149,12 @@ cdef class PacketBatch:
 #
 #   rx_udp(sock): recvmmsg -> l2tp_parse -> T bit? punt control (copy + source address)
 #                 -> hash lookup (our tunnel id, session id) -> peer address check -> [Ns tracking]
-#                 -> ppp_parse -> [hook: MP 0x003D reassembly, MPPE 0x00FD decrypt]
+#                 -> ppp_parse -> [hook: MP 0x003D reassembly] -> DPS_MPPE: 0x00FD mppe_decrypt in place
+#                    (inner protocol; ccp-reset punt on stateful loss), plain IP dropped if required
 #                 -> 0x0021/0x0057: version check, MSS clamp, write(tun_fd)   | other protocol: punt PPP
 #   rx_tun(slot): read(tun_fd) into slot + headroom -> version nibble -> MSS clamp
-#                 -> [hook: MPPE encrypt, MP fragment] -> l2tp_build_data in place -> one sendmmsg
+#                 -> DPS_MPPE: inner protocol + mppe_encrypt in place, MPPE header in the headroom
+#                 -> [hook: MP fragment] -> l2tp_build_data in place (0x00FD) -> one sendmmsg
 
 cdef enum:
     DP_MAX_SOCKETS = 64           # UDP sockets one DataPlane reads and sends on
@@ -154,11 +164,41 @@ cdef enum:
     DPS_TX_LENGTH = 0x0004        # send the Length field
     DPS_MSS = 0x0008              # clamp TCP MSS on SYNs both ways (dp_session.mss)
     DPS_RX_SEQ = 0x0010           # the peer sends Ns (seen on receive): rx_ns_next is valid
-    DPS_MPPE = 0x0100             # reserved: MPPE state in dp_session.ext (not implemented yet)
+    DPS_MPPE = 0x0100             # MPPE on: dp_mppe state in dp_session.ext (set_mppe / clear_mppe)
     DPS_MP = 0x0200               # reserved: member of an MP bundle, state in dp_session.ext (not yet)
     # dp_punt.kind
     DP_PUNT_CONTROL = 1
     DP_PUNT_PPP = 2
+    DP_PUNT_CCP_RESET = 3         # stateful MPPE lost sync: Python sends a CCP Reset-Request (no bytes)
+    # MPPE header (RFC 3078 §3): flag bits of the first octet, 12-bit coherency count
+    MPPE_BIT_A = 0x80             # flushed: the sender re-keyed its RC4 state before this packet
+    MPPE_BIT_B = 0x40             # MPPC only (history reset)
+    MPPE_BIT_C = 0x20             # MPPC only (compressed): never negotiated by us
+    MPPE_BIT_D = 0x10             # encrypted
+    MPPE_CCOUNT_MASK = 0x0FFF
+    MPPE_HDR = 2                  # the MPPE header
+    MPPE_OVERHEAD = 4             # MPPE header + the (encrypted) inner protocol field: the MTU loss
+    MPPE_MAX_JUMP = 2048          # stateless: counts further ahead than this are late packets, not losses
+    MPPE_RESET_EVERY = 64         # stateful: while discarding, punt another reset every N packets
+
+ctypedef struct dp_mppe:          # per-session MPPE state (dp_session.ext), both directions
+    mppe_keys tx                  # our send key: session key + running RC4
+    mppe_keys rx                  # the peer's send key (our receive key)
+    uint16_t tx_ccount            # coherency count of the next packet we send
+    uint16_t rx_ccount            # count of the last packet accepted (0xFFF before the first)
+    uint8_t stateless             # RFC 3078 H bit negotiated: key change before every packet
+    uint8_t required              # plain IP on the session is dropped (DP_MPPE_UNENCRYPTED)
+    uint8_t tx_flush              # a CCP Reset-Request arrived: flush (re-key, A bit) on the next packet
+    uint8_t rx_discard            # stateful: a loss was seen, waiting for a packet with the A bit
+    uint32_t rx_discarded         # packets discarded in the current discard period
+    uint64_t tx_packets           # packets encrypted / decrypted and accepted
+    uint64_t rx_packets
+    uint64_t rx_resyncs           # resynchronisations: stateless count jumps, stateful flushed packets after a loss
+    uint64_t rx_lost              # coherency counts skipped by those resynchronisations
+    uint64_t reset_requests       # ccp-reset punts (stateful losses)
+    uint64_t resets_received      # mppe_reset_received() calls (the peer's Reset-Requests)
+    uint64_t rx_flush_rekey       # stateful flushed packets decrypted after a key change (pppd's reading)
+    uint64_t rx_flush_reinit      # ... after re-initialising RC4 with the same key (RFC / BSD reading)
 
 ctypedef struct dp_slots:         # ``count`` slots of ``slot_size`` bytes; packet i at arena + i*slot_size + headroom
     uint8_t* arena
@@ -241,6 +281,7 @@ cdef class DataPlane:
     cdef uint64_t drops[DP_REASON_SLOTS]
     cdef uint64_t c_rx_datagrams, c_rx_ip, c_rx_control, c_rx_ppp, c_tun_reads
     cdef uint64_t c_tx_ip, c_tx_ppp, c_mss_clamped
+    cdef uint64_t c_mppe_tx, c_mppe_rx, c_ccp_resets
 
     cdef int _not_busy(self) except -1
     cdef dp_socket* _sock(self, int sock_index) except NULL
@@ -248,6 +289,7 @@ cdef class DataPlane:
     cdef void _table_delete(self, uint32_t key)
     cdef dp_session* _session(self, int tunnel_id, int session_id) except NULL
     cdef int _set_flags(self, dp_session* s, tx_seq, tx_length, mss) except -1
+    cdef void _free_ext(self, dp_session* s) noexcept
     # the slot of our (tunnel id, session id), or -1
     cdef int lookup_slot(self, uint16_t tunnel_id, uint16_t session_id) noexcept nogil
     cdef Py_ssize_t rx_udp_burst(self, int si) noexcept nogil

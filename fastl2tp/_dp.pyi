@@ -31,6 +31,12 @@ class DropReason(IntEnum):
     UDP_RECV = 21
     PUNT_FULL = 22
     NO_TUN = 23
+    MPPE_SHORT = 24
+    MPPE_BAD_HEADER = 25
+    MPPE_BAD_COUNT = 26
+    MPPE_DECRYPT = 27
+    MPPE_DISCARD = 28
+    MPPE_UNENCRYPTED = 29
 
 NUM_REASONS: int
 TX_FLAGS: dict[str, int]
@@ -74,8 +80,10 @@ class PacketBatch:
     def reset_counters(self) -> None: ...
 
 # ("control", datagram, (ip, port), sock_index) | ("ppp", tunnel_id, session_id, ppp_frame)
+# | ("ccp-reset", tunnel_id, session_id): stateful MPPE lost packets, send a CCP Reset-Request
 ControlPunt = tuple[Literal["control"], bytes, tuple[str, int], int]
 PppPunt = tuple[Literal["ppp"], int, int, bytes]
+CcpResetPunt = tuple[Literal["ccp-reset"], int, int]
 
 class DataPlane:
     """The per-packet engine (see _dp.pyx). Python owns every fd; one thread drives a DataPlane."""
@@ -131,11 +139,24 @@ class DataPlane:
         mss: int | None = None,
     ) -> None: ...
     def remove_session(self, tunnel_id: int, session_id: int) -> None: ...
+    def set_mppe(
+        self,
+        tunnel_id: int,
+        session_id: int,
+        *,
+        send_key: Buffer,
+        recv_key: Buffer,
+        bits: Literal[40, 56, 128],
+        stateless: bool,
+        required: bool = True,
+    ) -> None: ...
+    def clear_mppe(self, tunnel_id: int, session_id: int) -> None: ...
+    def mppe_reset_received(self, tunnel_id: int, session_id: int) -> bool: ...
     def lookup(self, tunnel_id: int, session_id: int) -> int | None: ...
     def sessions(self) -> int: ...
     def rx_udp(self, sock_index: int) -> int: ...
     def rx_tun(self, slot: int) -> int: ...
-    def take_punted(self) -> list[ControlPunt | PppPunt]: ...
+    def take_punted(self) -> list[ControlPunt | PppPunt | CcpResetPunt]: ...
     def send_ppp(self, tunnel_id: int, session_id: int, frame: Buffer) -> bool: ...
     def session_stats(self, tunnel_id: int, session_id: int) -> dict[str, object]: ...
     def counters(self) -> dict[str, int]: ...

@@ -29,6 +29,9 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from posix.uio cimport iovec
 from posix.unistd cimport read, write
 
+from fastl2tp._rc4 cimport (
+    MPPE_MAX_KEY_LEN, mppe_change_key, mppe_keys, mppe_keys_init, mppe_next_session_key, mppe_rekey_rc4, rc4_crypt, rc4_state,
+)
 from fastl2tp.includes.linux cimport (
     AF_INET, AF_INET6, MSG_DONTWAIT, MSG_TRUNC, getsockname, htons, mmsghdr, msghdr, ntohs, recvmmsg,
     sendmmsg, sendmsg, sockaddr, sockaddr_in, sockaddr_in6, sockaddr_storage, socklen_t,
@@ -499,6 +502,12 @@ DropReason = IntEnum("DropReason", [
     ("UDP_RECV", DP_UDP_RECV),
     ("PUNT_FULL", DP_PUNT_FULL),
     ("NO_TUN", DP_NO_TUN),
+    ("MPPE_SHORT", DP_MPPE_SHORT),
+    ("MPPE_BAD_HEADER", DP_MPPE_BAD_HEADER),
+    ("MPPE_BAD_COUNT", DP_MPPE_BAD_COUNT),
+    ("MPPE_DECRYPT", DP_MPPE_DECRYPT),
+    ("MPPE_DISCARD", DP_MPPE_DISCARD),
+    ("MPPE_UNENCRYPTED", DP_MPPE_UNENCRYPTED),
 ], module=__name__)
 DropReason.__doc__ = "Why the data plane dropped a packet (one counter each); OK is not a drop."
 NUM_REASONS = DP_NREASONS
@@ -693,6 +702,211 @@ cdef inline void _sdrop(uint64_t* global_drops, dp_session* s, dp_reason r, uint
     s.drops[<int>r] += k
 
 
+# --- MPPE (RFC 3078) in the data path -------------------------------------------------------------------------
+#
+# Sender (rx_tun): the coherency count runs 0, 1, ... mod 4096. Stateless: a key change before every
+# packet and the A (flushed) bit on every packet. Stateful: a key change before each "flag" packet (low
+# octet of the count 0xFF), with the A bit on it (pppd's receiver requires it; the BSD/RFC receivers accept
+# it). After a CCP Reset-Request (mppe_reset_received) the next packet is flushed, and we send it as the
+# next flag packet: the count jumps ahead to the next xFF. RFC 3078 is read two ways for a flush: re-init
+# RC4 with the same session key (the RFC's text, BSD's ng_mppc, mpd) or change the key (pppd/Linux); on a
+# flag packet both readings do the same key change, so every receiver follows us.
+#
+# Receiver (rx_udp): decryption in place in the receive slot. The count, keys and RC4 state are committed
+# only when the decrypted inner protocol is plausible, so a forged or damaged packet cannot move the key
+# state (MPPE has no integrity check: a plausible inner protocol is the only evidence of the right key).
+# A flushed stateful packet that is not a flag packet is decrypted in whichever of the two readings above
+# gives a plausible inner protocol.
+
+cdef enum:
+    _PPP_MPPE = 0x00FD            # PPP Compressed Datagram (RFC 1962), MPPE's protocol
+
+
+cdef inline bint _inner_ok(const uint8_t* p, size_t n, bint strict) noexcept nogil:
+    """Is ``p[:n]`` a plausible decrypted payload? Loose: a protocol field MPPE carries (0x0021..0x00FA,
+    odd low octet; one octet with PFC). Strict (used when the answer decides a resynchronisation): IPv4 or
+    IPv6 with the matching IP version nibble (about 1 in 2000 for random bytes)."""
+    cdef uint16_t proto
+    cdef size_t hl
+    if n == 0:
+        return False
+    if p[0] & 1:
+        proto = p[0]
+        hl = 1
+    else:
+        if n < 2 or p[0] != 0 or not (p[1] & 1):
+            return False
+        proto = p[1]
+        hl = 2
+    if proto < 0x21 or proto > 0xFA:
+        return False
+    if not strict:
+        return True
+    if n <= hl:
+        return False
+    if proto == _PPP_IPV4:
+        return (p[hl] >> 4) == 4
+    if proto == _PPP_IPV6:
+        return (p[hl] >> 4) == 6
+    return False
+
+
+cdef inline void _keys_head(mppe_keys* dst, const mppe_keys* src) noexcept nogil:
+    """Copy the key material without the 1 KiB RC4 state (every user re-keys it)."""
+    memcpy(dst.start_key, src.start_key, MPPE_MAX_KEY_LEN)
+    memcpy(dst.session_key, src.session_key, MPPE_MAX_KEY_LEN)
+    dst.key_len = src.key_len
+    dst.bits = src.bits
+
+
+cdef inline bint _probe(const rc4_state* st, const uint8_t* data, size_t pn, bint strict) noexcept nogil:
+    """Decrypt the first ``pn`` (<= 3) octets with a copy of ``st`` and judge them."""
+    cdef rc4_state t
+    cdef uint8_t peek[3]
+    memcpy(&t, st, sizeof(rc4_state))
+    rc4_crypt(&t, data, peek, pn)
+    return _inner_ok(peek, pn, strict)
+
+
+cdef void mppe_encrypt(dp_mppe* m, uint8_t* hdr, size_t n) noexcept nogil:
+    """Write the MPPE header at ``hdr[0:2]`` and encrypt ``hdr[2:2+n]`` (inner protocol + packet) in place."""
+    cdef uint16_t count = m.tx_ccount
+    cdef uint8_t bits = MPPE_BIT_D
+    if m.stateless:
+        mppe_change_key(&m.tx)
+        bits |= MPPE_BIT_A
+    else:
+        if m.tx_flush:
+            count |= 0xFF               # flush as the next flag packet (see above)
+            m.tx_flush = 0
+        if (count & 0xFF) == 0xFF:
+            mppe_change_key(&m.tx)
+            bits |= MPPE_BIT_A
+    rc4_crypt(&m.tx.rc4, hdr + MPPE_HDR, hdr + MPPE_HDR, n)
+    hdr[0] = bits | <uint8_t>(count >> 8)
+    hdr[1] = <uint8_t>count
+    m.tx_ccount = (count + 1) & MPPE_CCOUNT_MASK
+    m.tx_packets += 1
+
+
+cdef inline dp_reason _mppe_lost_sync(dp_mppe* m, bint* want_reset) noexcept nogil:
+    """Stateful: enter (or stay in) the discard state; ask for a reset on entry and every N discards."""
+    if not m.rx_discard:
+        m.rx_discard = 1
+        m.rx_discarded = 0
+        want_reset[0] = True
+    else:
+        m.rx_discarded += 1
+        if m.rx_discarded % MPPE_RESET_EVERY == 0:
+            want_reset[0] = True
+    return DP_MPPE_DISCARD
+
+
+cdef dp_reason mppe_decrypt(dp_mppe* m, uint8_t* p, size_t n, bint* want_reset) noexcept nogil:
+    """Check and decrypt the MPPE payload ``p[0:n]`` (header + ciphertext) in place. DP_OK: the inner frame
+    (protocol + information) is ``p[2:n]`` and passed ``_inner_ok``. ``want_reset``: punt a ccp-reset."""
+    cdef uint8_t bits
+    cdef uint16_t count, x
+    cdef uint32_t d, i
+    cdef uint8_t* data = p + MPPE_HDR
+    cdef size_t dn, pn
+    cdef mppe_keys cand
+    cdef mppe_keys alt
+    cdef int choice = 0
+    cdef bint strict
+    if n < MPPE_HDR + 1:
+        return DP_MPPE_SHORT
+    dn = n - MPPE_HDR
+    bits = p[0] & 0xF0
+    count = <uint16_t>(((<uint16_t>p[0] & 0x0F) << 8) | p[1])
+    if not (bits & MPPE_BIT_D) or (bits & MPPE_BIT_C):
+        return DP_MPPE_BAD_HEADER
+    d = (<uint32_t>count - m.rx_ccount) & MPPE_CCOUNT_MASK
+    # -- stateless (RFC 3078 §8.1): one key change per count advanced, from the committed key ---------------
+    if m.stateless:
+        if not (bits & MPPE_BIT_A):
+            return DP_MPPE_BAD_HEADER
+        if d == 0 or d > MPPE_MAX_JUMP:
+            return DP_MPPE_BAD_COUNT     # repeated or late (reordered), or more than we follow
+        _keys_head(&cand, &m.rx)
+        for i in range(d - 1):
+            mppe_next_session_key(&cand)
+        mppe_change_key(&cand)
+        rc4_crypt(&cand.rc4, data, data, dn)
+        if not _inner_ok(data, dn, True):
+            # Not IP. The next count's non-IP frame (BCP, ...) is delivered but moves nothing: only an IP
+            # packet commits the count and key, so forged bytes cannot push the receiver ahead.
+            if d == 1 and _inner_ok(data, dn, False):
+                m.rx_packets += 1
+                return DP_OK
+            return DP_MPPE_DECRYPT
+        memcpy(m.rx.session_key, cand.session_key, MPPE_MAX_KEY_LEN)
+        m.rx_ccount = count
+        if d > 1:
+            m.rx_resyncs += 1
+            m.rx_lost += d - 1
+        m.rx_packets += 1
+        return DP_OK
+    # -- stateful (RFC 3078 §8.2), no flush: only the next count continues the RC4 stream -----------------
+    if not (bits & MPPE_BIT_A):
+        if m.rx_discard or d != 1:
+            return _mppe_lost_sync(m, want_reset)
+        if (count & 0xFF) == 0xFF:
+            mppe_change_key(&m.rx)      # a flag packet from a sender that does not flag it (BSD, mpd)
+        rc4_crypt(&m.rx.rc4, data, data, dn)
+        m.rx_ccount = count
+        if not _inner_ok(data, dn, False):
+            _mppe_lost_sync(m, want_reset)   # in sequence but not decryptable: our RC4 state is off
+            return DP_MPPE_DECRYPT
+        m.rx_packets += 1
+        return DP_OK
+    # -- stateful, flushed: resynchronise on this packet --------------------------------------------------
+    if d == 0:
+        return DP_MPPE_BAD_COUNT
+    _keys_head(&cand, &m.rx)
+    x = m.rx_ccount
+    for i in range(d - 1):              # the key changes of the flag packets we did not receive
+        x = (x + 1) & MPPE_CCOUNT_MASK
+        if (x & 0xFF) == 0xFF:
+            mppe_next_session_key(&cand)
+    pn = dn if dn < 3 else 3
+    if (count & 0xFF) == 0xFF:
+        mppe_change_key(&cand)          # a flag packet: a key change in every reading
+        strict = d != 1
+        if _probe(&cand.rc4, data, pn, strict):
+            choice = 1
+    else:
+        _keys_head(&alt, &cand)
+        mppe_rekey_rc4(&cand)           # the RFC / BSD reading: same key, RC4 re-initialised
+        mppe_change_key(&alt)           # the pppd reading: a key change
+        if _probe(&cand.rc4, data, pn, True):
+            choice = 1
+        elif _probe(&alt.rc4, data, pn, True):
+            choice = 2
+        elif _probe(&cand.rc4, data, pn, False):
+            choice = 1
+        elif _probe(&alt.rc4, data, pn, False):
+            choice = 2
+        if choice == 1:
+            m.rx_flush_reinit += 1
+        elif choice == 2:
+            m.rx_flush_rekey += 1
+            memcpy(&cand.rc4, &alt.rc4, sizeof(rc4_state))
+            memcpy(cand.session_key, alt.session_key, MPPE_MAX_KEY_LEN)
+    if choice == 0:
+        _mppe_lost_sync(m, want_reset)
+        return DP_MPPE_DECRYPT
+    rc4_crypt(&cand.rc4, data, data, dn)
+    if m.rx_discard or d != 1:
+        m.rx_resyncs += 1
+        m.rx_lost += d - 1
+    memcpy(&m.rx, &cand, sizeof(mppe_keys))
+    m.rx_ccount = count
+    m.rx_discard = 0
+    m.rx_packets += 1
+    return DP_OK
+
+
 cdef int _slots_alloc(dp_slots* v, size_t count, size_t slot_size, size_t headroom, bint with_addrs) except -1:
     cdef size_t i
     memset(v, 0, sizeof(dp_slots))
@@ -850,6 +1064,11 @@ cdef class DataPlane:
         _slots_alloc(&self.tx, batch, slot_size, headroom, False)
 
     def __dealloc__(self):
+        cdef Py_ssize_t i
+        if self.sess != NULL:
+            for i in range(self.high_water):
+                if self.sess[i].flags & DPS_USED:
+                    self._free_ext(&self.sess[i])
         _slots_free(&self.rx)
         _slots_free(&self.tx)
         PyMem_RawFree(self.table)
@@ -1084,12 +1303,83 @@ cdef class DataPlane:
         self._not_busy()
         s = self._session(tunnel_id, session_id)
         slot = <uint32_t>(s - self.sess)
-        # hook: free MPPE / MP state in s.ext here once they exist
+        self._free_ext(s)
         self._table_delete(s.key)
         s.flags = 0
         self.free_slots[self.n_free] = slot
         self.n_free += 1
         self.n_sessions -= 1
+
+    # -- MPPE ---------------------------------------------------------------------------------------------
+
+    cdef void _free_ext(self, dp_session* s) noexcept:
+        if s.ext != NULL:
+            memset(s.ext, 0, sizeof(dp_mppe))         # no key material left in freed memory
+            PyMem_RawFree(s.ext)
+            s.ext = NULL
+        s.flags &= ~DPS_MPPE
+
+    def set_mppe(self, int tunnel_id, int session_id, *, send_key, recv_key, int bits, bint stateless,
+                 bint required=True) -> None:
+        """Encrypt and decrypt the session's IP packets with MPPE (RFC 3078) from now on.
+
+        ``send_key``/``recv_key``: the MPPE start keys of our send and receive directions (RFC 3079
+        GetAsymmetricStartKey, or MS-MPPE-Send-Key/Recv-Key), at least 8 octets for 40/56 bits and 16 for
+        128; the initial session keys are derived from them (RFC 3079 §2-3). ``stateless``: the H bit was
+        negotiated (key change before every packet); else stateful (every 256 packets, CCP resets on loss).
+        ``required``: unencrypted IP from the peer is dropped (MPPE_UNENCRYPTED). Calling it again (CCP
+        renegotiated) starts both directions afresh. The interface MTU should be 4 octets smaller
+        (MPPE_OVERHEAD): MPPE adds its header and the inner protocol field."""
+        cdef const uint8_t[::1] sk = send_key
+        cdef const uint8_t[::1] rk = recv_key
+        cdef dp_session* s
+        cdef dp_mppe* m
+        cdef Py_ssize_t key_len
+        self._not_busy()
+        s = self._session(tunnel_id, session_id)
+        if bits == 128:
+            key_len = 16
+        elif bits == 40 or bits == 56:
+            key_len = 8
+        else:
+            raise ValueError(f"MPPE key strength must be 40, 56 or 128 bits, not {bits}")
+        if sk.shape[0] < key_len or rk.shape[0] < key_len:
+            raise ValueError(f"{bits}-bit MPPE needs start keys of at least {key_len} octets")
+        if self.headroom < L2TP_MAX_DATA_HDR + 4 + MPPE_OVERHEAD:
+            raise ValueError(f"MPPE needs a headroom of at least {L2TP_MAX_DATA_HDR + 4 + MPPE_OVERHEAD}")
+        m = <dp_mppe*>PyMem_RawCalloc(1, sizeof(dp_mppe))
+        if m == NULL:
+            raise MemoryError()
+        mppe_keys_init(&m.tx, &sk[0], <uint32_t>bits)
+        mppe_keys_init(&m.rx, &rk[0], <uint32_t>bits)
+        m.tx_ccount = 0
+        m.rx_ccount = MPPE_CCOUNT_MASK             # the first packet is count 0
+        m.stateless = stateless
+        m.required = required
+        self._free_ext(s)
+        s.ext = m
+        s.flags |= DPS_MPPE
+
+    def clear_mppe(self, int tunnel_id, int session_id) -> None:
+        """Stop MPPE on the session (CCP down): IP packets go unencrypted again; keys are wiped."""
+        self._not_busy()
+        self._free_ext(self._session(tunnel_id, session_id))
+
+    def mppe_reset_received(self, int tunnel_id, int session_id) -> bool:
+        """The peer sent a CCP Reset-Request: the next packet we send is flushed (A bit, re-keyed) so that
+        the peer's receiver resynchronises (stateful mode; stateless packets always are). False when the
+        session has no MPPE."""
+        cdef dp_session* s
+        cdef dp_mppe* m
+        self._not_busy()
+        s = self._session(tunnel_id, session_id)
+        if not (s.flags & DPS_MPPE):
+            return False
+        m = <dp_mppe*>s.ext
+        m.resets_received += 1
+        if not m.stateless:
+            m.tx_flush = 1
+        return True
 
     def lookup(self, int tunnel_id, int session_id):
         """The slot of our (tunnel id, session id), or None."""
@@ -1137,6 +1427,10 @@ cdef class DataPlane:
         cdef uint8_t* ip
         cdef Py_ssize_t w
         cdef Py_ssize_t punts_before
+        cdef uint16_t proto
+        cdef size_t hl
+        cdef dp_mppe* m
+        cdef bint want_reset
         if mflags & MSG_TRUNC:
             self.drops[<int>DP_TOO_BIG] += 1
             return
@@ -1169,19 +1463,48 @@ cdef class DataPlane:
         if r != DP_OK:
             _sdrop(self.drops, s, r, 1)
             return
-        # hook (later): s.flags & DPS_MP and ph.proto == 0x003D -> MP reassembly; s.flags & DPS_MPPE and
-        # ph.proto == 0x00FD -> decrypt in place (cimported fastl2tp._rc4), then demux the inner protocol.
-        if ph.proto == _PPP_IPV4 or ph.proto == _PPP_IPV6:
-            ip = frame + ph.hdr_len
-            iplen = flen - ph.hdr_len
-            if iplen == 0 or (ip[0] >> 4) != (4 if ph.proto == _PPP_IPV4 else 6):
+        proto = ph.proto
+        hl = ph.hdr_len
+        # hook (later): s.flags & DPS_MP and proto == 0x003D -> MP reassembly
+        if s.flags & DPS_MPPE:
+            m = <dp_mppe*>s.ext
+            if proto == _PPP_MPPE:
+                want_reset = False
+                r = mppe_decrypt(m, frame + hl, flen - hl, &want_reset)
+                if want_reset:
+                    m.reset_requests += 1
+                    self.c_ccp_resets += 1
+                    punts_before = self.n_punts
+                    self.punt(DP_PUNT_CCP_RESET, si, h.tunnel_id, h.session_id, NULL, 0, NULL)
+                    if self.n_punts == punts_before:
+                        s.drops[<int>DP_PUNT_FULL] += 1
+                if r != DP_OK:
+                    _sdrop(self.drops, s, r, 1)
+                    return
+                self.c_mppe_rx += 1
+                # the decrypted inner frame: protocol (PFC or not; checked by mppe_decrypt) + information
+                frame = frame + hl + MPPE_HDR
+                flen = flen - hl - MPPE_HDR
+                if frame[0] & 1:
+                    proto = frame[0]
+                    hl = 1
+                else:
+                    proto = frame[1]
+                    hl = 2
+            elif m.required and (proto == _PPP_IPV4 or proto == _PPP_IPV6):
+                _sdrop(self.drops, s, DP_MPPE_UNENCRYPTED, 1)
+                return
+        if proto == _PPP_IPV4 or proto == _PPP_IPV6:
+            ip = frame + hl
+            iplen = flen - hl
+            if iplen == 0 or (ip[0] >> 4) != (4 if proto == _PPP_IPV4 else 6):
                 _sdrop(self.drops, s, DP_BAD_IP, 1)
                 return
             if s.tun_fd < 0:
                 _sdrop(self.drops, s, DP_NO_TUN, 1)
                 return
             if s.flags & DPS_MSS and tcp_clamp_mss(
-                    ip, iplen, s.mss if ph.proto == _PPP_IPV4 else s.mss - _MSS_V6_LESS):
+                    ip, iplen, s.mss if proto == _PPP_IPV4 else s.mss - _MSS_V6_LESS):
                 s.mss_clamped += 1
                 self.c_mss_clamped += 1
             w = write(s.tun_fd, ip, iplen)
@@ -1193,7 +1516,8 @@ cdef class DataPlane:
             s.last_rx_ns = now
             self.c_rx_ip += 1
             return
-        # LCP, authentication, NCPs, CCP, compressed datagrams (until MPPE), anything unknown: to Python
+        # LCP, authentication, NCPs, CCP, compressed datagrams without MPPE, decrypted non-IP frames
+        # (protocol + information), anything unknown: to Python
         punts_before = self.n_punts
         self.punt(DP_PUNT_PPP, si, h.tunnel_id, h.session_id, frame, flen, NULL)
         if self.n_punts == punts_before:
@@ -1296,6 +1620,7 @@ cdef class DataPlane:
         cdef bint drained = False
         cdef uint8_t* buf
         cdef uint8_t ver
+        cdef dp_mppe* m = <dp_mppe*>s.ext if s.flags & DPS_MPPE else NULL
         for burst in range(self.max_bursts):
             n = 0
             while n < self.batch:
@@ -1328,9 +1653,16 @@ cdef class DataPlane:
                         buf + hr, <size_t>r, s.mss if ver == 4 else s.mss - _MSS_V6_LESS):
                     s.mss_clamped += 1
                     self.c_mss_clamped += 1
-                # hook (later): DPS_MPPE -> encrypt in place, protocol 0x00FD and the MPPE header in the
-                # headroom; DPS_MP -> fragment with MP headers across the bundle's links.
-                off = l2tp_build_data(buf, hr, <size_t>r, &s.tx)
+                # hook (later): DPS_MP -> fragment with MP headers across the bundle's links.
+                if m != NULL:
+                    # inner protocol + packet encrypted in place, MPPE header in front, then 0x00FD
+                    _put16(buf + hr - 2, s.tx.ppp_proto)
+                    mppe_encrypt(m, buf + hr - MPPE_OVERHEAD, <size_t>r + 2)
+                    s.tx.ppp_proto = _PPP_MPPE
+                    off = l2tp_build_data(buf, hr - MPPE_OVERHEAD, <size_t>r + MPPE_OVERHEAD, &s.tx)
+                    self.c_mppe_tx += 1
+                else:
+                    off = l2tp_build_data(buf, hr, <size_t>r, &s.tx)
                 if off < 0:
                     _sdrop(self.drops, s, DP_TOO_BIG, 1)
                     continue
@@ -1379,7 +1711,9 @@ cdef class DataPlane:
         """The punted items since the last call, oldest first:
         ``("control", datagram, (ip, port), sock_index)`` for control messages (T bit) and
         ``("ppp", tunnel_id, session_id, ppp_frame)`` for PPP frames that are not IPv4/IPv6 (the frame as
-        carried: FF 03 if the peer sent it, the protocol, the information field)."""
+        carried: FF 03 if the peer sent it, the protocol, the information field; for a decrypted MPPE
+        packet, its inner protocol and information field), and ``("ccp-reset", tunnel_id, session_id)``
+        when a stateful MPPE session lost packets: Python sends a CCP Reset-Request (RFC 1962 §2.3)."""
         cdef Py_ssize_t i
         cdef dp_punt* rec
         out = []
@@ -1388,6 +1722,8 @@ cdef class DataPlane:
             data = PyBytes_FromStringAndSize(<const char*>(self.punt_arena + rec.offset), rec.length)
             if rec.kind == DP_PUNT_CONTROL:
                 out.append(("control", data, _addr_tuple(&rec.addr), rec.sock_index))
+            elif rec.kind == DP_PUNT_CCP_RESET:
+                out.append(("ccp-reset", rec.tunnel_id, rec.session_id))
             else:
                 out.append(("ppp", rec.tunnel_id, rec.session_id, data))
         self.n_punts = 0
@@ -1473,11 +1809,13 @@ cdef class DataPlane:
             "last_rx_ns": s.last_rx_ns,
             "last_tx_ns": s.last_tx_ns,
             "drops": drops,
+            "mppe": _mppe_stats(<dp_mppe*>s.ext) if s.flags & DPS_MPPE else None,
         }
 
     def counters(self) -> dict:
         """Global counters: traffic (``rx_datagrams``, ``rx_ip``, ``rx_control``, ``rx_ppp``,
-        ``tun_reads``, ``tx_ip``, ``tx_ppp``, ``mss_clamped``) and drops by reason name (every reason)."""
+        ``tun_reads``, ``tx_ip``, ``tx_ppp``, ``mss_clamped``, ``mppe_tx``, ``mppe_rx``, ``ccp_resets``) and
+        drops by reason name (every reason)."""
         out = {
             "rx_datagrams": self.c_rx_datagrams,
             "rx_ip": self.c_rx_ip,
@@ -1487,11 +1825,33 @@ cdef class DataPlane:
             "tx_ip": self.c_tx_ip,
             "tx_ppp": self.c_tx_ppp,
             "mss_clamped": self.c_mss_clamped,
+            "mppe_tx": self.c_mppe_tx,
+            "mppe_rx": self.c_mppe_rx,
+            "ccp_resets": self.c_ccp_resets,
         }
         for reason in DropReason:
             if reason != DropReason.OK:
                 out[reason.name.lower()] = self.drops[<int>reason]
         return out
+
+
+cdef dict _mppe_stats(const dp_mppe* m):
+    return {
+        "bits": m.tx.bits,
+        "stateless": bool(m.stateless),
+        "required": bool(m.required),
+        "tx_ccount": m.tx_ccount,
+        "rx_ccount": m.rx_ccount,
+        "rx_discard": bool(m.rx_discard),
+        "tx_packets": m.tx_packets,
+        "rx_packets": m.rx_packets,
+        "rx_resyncs": m.rx_resyncs,
+        "rx_lost": m.rx_lost,
+        "reset_requests": m.reset_requests,
+        "resets_received": m.resets_received,
+        "rx_flush_rekey": m.rx_flush_rekey,
+        "rx_flush_reinit": m.rx_flush_reinit,
+    }
 
 
 cdef class _BenchBaseline:

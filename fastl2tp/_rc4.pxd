@@ -57,6 +57,10 @@ cdef void mppe_get_new_key_from_sha(const uint8_t* start_key, const uint8_t* ses
 # key is GetNewKeyFromSHA(start, start), reduced, and the RC4 state is keyed with it. Returns -1 for
 # a bad ``bits`` (the struct is then untouched), 0 otherwise.
 cdef int mppe_keys_init(mppe_keys* k, const uint8_t* start_key, uint32_t bits) noexcept nogil
+# The session key of the key change below, without re-keying the RC4 state (k.rc4 is then stale until
+# mppe_rekey_rc4 / mppe_change_key): a receiver catching up on n lost packets pays one RC4 key schedule
+# less per skipped key.
+cdef void mppe_next_session_key(mppe_keys* k) noexcept nogil
 # The key change of RFC 3078 §7.3: interim = GetNewKeyFromSHA(start, session); session = RC4(interim,
 # interim); reduce for 40/56 bits; then re-key the RC4 state with the new session key.
 cdef void mppe_change_key(mppe_keys* k) noexcept nogil

@@ -227,13 +227,17 @@ cdef int mppe_keys_init(mppe_keys* k, const uint8_t* start_key, uint32_t bits) n
     return 0
 
 
-cdef void mppe_change_key(mppe_keys* k) noexcept nogil:
+cdef void mppe_next_session_key(mppe_keys* k) noexcept nogil:
     cdef uint8_t interim[MPPE_MAX_KEY_LEN]
     cdef rc4_state tmp
     mppe_get_new_key_from_sha(k.start_key, k.session_key, k.key_len, interim)
     rc4_init(&tmp, interim, k.key_len)
     rc4_crypt(&tmp, interim, k.session_key, k.key_len)
     _mppe_reduce(k)
+
+
+cdef void mppe_change_key(mppe_keys* k) noexcept nogil:
+    mppe_next_session_key(k)
     rc4_init(&k.rc4, k.session_key, k.key_len)
 
 
@@ -366,6 +370,19 @@ cdef class MppeKeyState:
     def change_key(self) -> None:
         """RFC 3078 §7.3 key change; the RC4 state is re-keyed with the new session key."""
         mppe_change_key(&self.k)
+
+    def skip(self, Py_ssize_t n) -> None:
+        """``n`` key changes at once (the receiver catching up on lost packets): the same state as
+        ``n`` calls of ``change_key()``, with the RC4 state keyed only once, at the end."""
+        cdef Py_ssize_t r
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        if n == 0:
+            return
+        with nogil:
+            for r in range(n - 1):
+                mppe_next_session_key(&self.k)
+            mppe_change_key(&self.k)
 
     def rekey(self) -> None:
         """Restart RC4 from the current session key (flushed bit / CCP Reset-Ack)."""

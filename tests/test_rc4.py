@@ -321,3 +321,20 @@ def test_short_keys_are_refused():
 @given(key=st.binary(min_size=1, max_size=256), data=st.binary(max_size=300))
 def test_any_key_length_against_python_reference(key, data):
     assert _rc4.RC4(key).crypt(data) == py_rc4(key, data)
+
+
+@pytest.mark.parametrize("bits", [40, 56, 128])
+def test_skip_is_repeated_change_key(bits):
+    """``skip(n)`` (the receiver catching up on n lost stateless packets, one RC4 key schedule at the end)
+    lands on the same session key and keystream as n key changes."""
+    start = hashlib.sha1(b"skip %d" % bits).digest()[:16]
+    for n in (0, 1, 2, 7, 300):
+        stepped = _rc4.MppeKeyState(start, bits)
+        for _ in range(n):
+            stepped.change_key()
+        skipped = _rc4.MppeKeyState(start, bits)
+        skipped.skip(n)
+        assert skipped.session_key == stepped.session_key
+        assert skipped.crypt(bytes(64)) == stepped.crypt(bytes(64))
+    with pytest.raises(ValueError):
+        _rc4.MppeKeyState(start, bits).skip(-1)
