@@ -32,7 +32,20 @@ from ..control.tunnel import Role as TunnelRole
 from ..control.tunnel import TunnelConfig
 from ..errors import FastL2tpError
 from ..ppp.auth import AuthDecision, verify_locally
-from ..ppp.events import AuthRequested, AuthResult, Ipv6Up, LinkDown, NetworkDown, NetworkUp, Role
+from ..ppp.ccp import Encryption
+from ..ppp.events import (
+    AuthRequested,
+    AuthResult,
+    EncryptionDown,
+    EncryptionRefused,
+    EncryptionResetRequested,
+    EncryptionUp,
+    Ipv6Up,
+    LinkDown,
+    NetworkDown,
+    NetworkUp,
+    Role,
+)
 from ..ppp.ipcp import IpcpConfig
 from ..ppp.lcp import LcpConfig
 from ..ppp.link import ADMINISTRATIVE, LinkConfig, PppLink
@@ -45,6 +58,7 @@ log = logging.getLogger(__name__)
 
 REDIAL_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 TCP_IP_HEADERS = 40  # MSS = MTU - 20 (IPv4) - 20 (TCP)
+MPPE_OVERHEAD = 4  # protocol 0x00FD + the MPPE header in front of the encrypted protocol and packet
 
 
 @dataclass(eq=False)
@@ -73,6 +87,12 @@ class Session:
     up_since_monotonic: float = 0.0  # time.monotonic() at up, the data plane's clock
     timeouts: list[asyncio.TimerHandle] = field(default_factory=list)
     status: str = "connecting"
+    use_encryption: Encryption = Encryption.NO
+    encrypted: bool = False
+    encoding: str = ""
+    configured: bool = False  # the interface has its addresses
+    attached: bool = False  # the data plane moves IP between the interface and the session
+    mtu: int = 0
     closed: bool = False
     host_route: object | None = None
     default_route: object | None = None
@@ -248,6 +268,11 @@ class Node:
             if item[0] == "control":
                 _, data, addr, _sock = item
                 self.driver.receive(data, addr)
+            elif item[0] == "ccp-reset":  # MPPE stateful: the data plane lost sync
+                s = self.sessions.get((item[1], item[2]))
+                if s is not None and not s.closed:
+                    s.link.send_reset_request(now)
+                    self._pump(s)
             else:
                 _, tunnel_id, session_id, frame = item
                 s = self.sessions.get((tunnel_id, session_id))
@@ -285,20 +310,22 @@ class Node:
         if client is not None:
             c = client.conf
             params = cfg.effective_client(self.config, c)
+            encryption = Encryption(params.use_encryption.value)
             link = PppLink(Role.CLIENT, LinkConfig(
                 lcp=self._lcp_config(c.max_mru, c.max_mtu, c.keepalive_timeout), allow=c.allow,
                 username=c.user, password=c.password, auth_name=self.host_name,
-                ipcp=IpcpConfig(request_dns=False), use_ipv6=params.use_ipv6 is not cfg.UseIpv6.NO),
-                now=self.now())
+                ipcp=IpcpConfig(request_dns=False), use_ipv6=params.use_ipv6 is not cfg.UseIpv6.NO,
+                use_encryption=encryption), now=self.now())
         else:
             server = self.config.l2tp_server.server
             default = cfg.effective_session(self.config, None)
+            encryption = Encryption(default.use_encryption.value)  # the user's profile decides at login
             link = PppLink(Role.SERVER, LinkConfig(
                 lcp=self._lcp_config(server.max_mru, server.max_mtu, server.keepalive_timeout),
                 authenticate=server.authentication, auth_name=self.host_name, ipcp=None,
-                use_ipv6=default.use_ipv6 is not cfg.UseIpv6.NO), now=self.now())
+                use_ipv6=default.use_ipv6 is not cfg.UseIpv6.NO, use_encryption=encryption), now=self.now())
         s = Session(e.tunnel_id, e.session_id, e.peer, link, client=client,
-                    calling_number=e.calling_number.decode("utf-8", "replace"))
+                    calling_number=e.calling_number.decode("utf-8", "replace"), use_encryption=encryption)
         self.sessions[s.key] = s
         if client is not None:
             client.session = s
@@ -366,6 +393,22 @@ class Node:
         elif isinstance(e, Ipv6Up):
             if s.ifname and e.interface_id and e.peer_interface_id:
                 self._spawn(s, self.netlink.add_ipv6_link_local(s.ifname, e.interface_id, e.peer_interface_id))
+        elif isinstance(e, EncryptionUp):
+            k = e.keys
+            self.dp.set_mppe(s.tunnel_id, s.session_id, send_key=k.send_start, recv_key=k.recv_start, bits=k.bits,
+                             stateless=k.stateless, required=True)
+            s.encrypted, s.encoding = True, e.encoding
+            log.info("session %d/%d: encryption %s", s.tunnel_id, s.session_id, e.encoding)
+            self._attach(s)
+        elif isinstance(e, EncryptionRefused):
+            log.info("session %d/%d: no encryption: %s", s.tunnel_id, s.session_id, e.reason)
+        elif isinstance(e, EncryptionDown):
+            self.dp.clear_mppe(s.tunnel_id, s.session_id)
+            s.encrypted, s.encoding = False, ""
+            if s.use_encryption is Encryption.REQUIRED:
+                self._detach(s)
+        elif isinstance(e, EncryptionResetRequested):
+            self.dp.mppe_reset_received(s.tunnel_id, s.session_id)
         elif isinstance(e, NetworkDown):
             log.info("session %d/%d: %s down: %s", s.tunnel_id, s.session_id, hex(e.protocol), e.reason)
         elif isinstance(e, LinkDown):
@@ -401,7 +444,8 @@ class Node:
         if local is not None and remote is not None:
             ipcp = IpcpConfig(local_address=local, remote_address=remote, dns_servers=params.dns_server,
                               wins_servers=params.wins_server)
-        s.link.complete_auth(req.request_id, decision, now, ipcp=ipcp)
+        s.use_encryption = Encryption(params.use_encryption.value)
+        s.link.complete_auth(req.request_id, decision, now, ipcp=ipcp, use_encryption=s.use_encryption)
 
     def _refuse_login(self, s: Session, user: str) -> str | None:
         server = self.config.l2tp_server.server
@@ -447,20 +491,18 @@ class Node:
             s.link.close(f"cannot create interface {ifname}: {exc}", self.now())
             return
         self._ifnames.add(ifname)
+        # With MPPE possible, leave room for its 4 octets so that packets never exceed the peer's MRU.
+        s.mtu = e.mtu - (MPPE_OVERHEAD if s.use_encryption is not Encryption.NO else 0)
         s.setup = self._spawn(s, self._configure(s, e))
 
     async def _configure(self, s: Session, e: NetworkUp) -> None:
         nl = self.netlink
         await nl.mark_link(s.ifname)
-        await nl.configure_ptp(s.ifname, e.local_address, e.peer_address, e.mtu)
+        await nl.configure_ptp(s.ifname, e.local_address, e.peer_address, s.mtu)
         if s.closed:
             return
-        change_mss = s.params.change_tcp_mss if s.params is not None else True
-        if s.client is not None:
-            change_mss = cfg.effective_client(self.config, s.client.conf).change_tcp_mss
-        mss = max(e.mtu - TCP_IP_HEADERS, 0) if change_mss else 0
-        self.dp.update_session(s.tunnel_id, s.session_id, tun_fd=s.tun.fileno(), mss=mss)
-        self.loop.add_reader(s.tun.fileno(), self._tun_readable, s)
+        s.configured = True
+        self._attach(s)
         if s.secret is not None:
             for r in s.secret.routes:
                 gw = r.gateway if r.gateway is not None else None
@@ -479,8 +521,30 @@ class Node:
         if s.client is not None:
             s.client.status = "connected"
             s.client.failures = 0
-        log.info("session %d/%d: %s up, user %s, %s -> %s, mtu %d", s.tunnel_id, s.session_id, s.display_name,
-                 s.user, e.local_address, e.peer_address, e.mtu)
+        log.info("session %d/%d: %s up, user %s, %s -> %s, mtu %d%s", s.tunnel_id, s.session_id, s.display_name,
+                 s.user, e.local_address, e.peer_address, s.mtu, f", {s.encoding}" if s.encoding else "")
+
+    def _attach(self, s: Session) -> None:
+        """Let IP flow between the interface and the session: once it is configured, and with
+        ``use-encryption=required`` only once MPPE is up."""
+        if s.attached or not s.configured or s.closed or s.tun is None:
+            return
+        if s.use_encryption is Encryption.REQUIRED and not s.encrypted:
+            return
+        change_mss = s.params.change_tcp_mss if s.params is not None else True
+        if s.client is not None:
+            change_mss = cfg.effective_client(self.config, s.client.conf).change_tcp_mss
+        mss = max(s.mtu - TCP_IP_HEADERS, 0) if change_mss else 0
+        self.dp.update_session(s.tunnel_id, s.session_id, tun_fd=s.tun.fileno(), mss=mss)
+        self.loop.add_reader(s.tun.fileno(), self._tun_readable, s)
+        s.attached = True
+
+    def _detach(self, s: Session) -> None:
+        if not s.attached:
+            return
+        self.loop.remove_reader(s.tun.fileno())
+        self.dp.update_session(s.tunnel_id, s.session_id, tun_fd=-1)
+        s.attached = False
 
     def _expire(self, s: Session, reason: str) -> None:
         if not s.closed:
@@ -554,7 +618,7 @@ class Node:
             t.cancel()
         if s.setup is not None and not s.setup.done():
             s.setup.cancel()
-        if s.tun is not None:
+        if s.tun is not None and s.attached:
             try:
                 self.loop.remove_reader(s.tun.fileno())
             except (ValueError, OSError):

@@ -166,3 +166,40 @@ def test_tunnel_secret_on_both_ends(netns, tmp_path):
     assert lac.link("l2tp-out1") is None
     c.stop()
     s.stop()
+
+
+def test_mppe_128_required_on_both_ends_pings_and_encrypts(netns, tmp_path):
+    lns, lac = pair(netns)
+    required = '[[ppp.profile]]\nname = "default-encryption"\nuse-encryption = "required"\n'
+    s = Daemon(lns, server(extra_secret='profile = "default-encryption"') + required, tmp_path, "lns")
+    c = Daemon(lac, lac_config() + required, tmp_path, "lac")
+    logs = lambda: s.text() + "\n----\n" + c.text()  # noqa: E731
+    wait_for(lambda: link_addr(lac, "l2tp-out1"), what="client up", on_fail=logs)
+    wait_for(lambda: "encryption MPPE128 stateless" in s.text() and "encryption MPPE128 stateless" in c.text(),
+             what="MPPE up on both ends", on_fail=logs)
+    # capture the tunnel's UDP on the wire while pinging: PPP protocol 0x00FD only, no plaintext ICMP
+    cap = lns.popen(["tshark", "-i", "wan0", "-f", "udp port 1701", "-w", str(tmp_path / "mppe.pcap"), "-q"])
+    time.sleep(1.5)
+    r = lac.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", "-p", "cafebabe", "10.0.100.1"], check=False)
+    time.sleep(0.5)
+    cap.terminate()
+    cap.wait(timeout=10)
+    assert r.returncode == 0, r.stdout + logs()
+    assert lns.link("l2tp-ex")["mtu"] == 1446  # 1450 less the 4 octets of MPPE
+    data = (tmp_path / "mppe.pcap").read_bytes()
+    assert bytes.fromhex("cafebabecafebabe") not in data  # the ping pattern never crosses in clear
+    c.stop()
+    s.stop()
+
+
+def test_required_encryption_against_a_peer_without_mppe_fails_cleanly(netns, tmp_path):
+    lns, lac = pair(netns)
+    required = '[[ppp.profile]]\nname = "default-encryption"\nuse-encryption = "required"\n'
+    no = '[[ppp.profile]]\nname = "default-encryption"\nuse-encryption = "no"\n'
+    s = Daemon(lns, server(extra_secret='profile = "default-encryption"') + required, tmp_path, "lns")
+    c = Daemon(lac, lac_config() + no, tmp_path, "lac")
+    wait_for(lambda: "encryption required but the peer refused MPPE" in s.text(), what="clear failure reason",
+             on_fail=lambda: s.text() + c.text())
+    assert lns.link("l2tp-ex") is None or not link_addr(lns, "l2tp-ex")
+    c.stop()
+    s.stop()
