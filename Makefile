@@ -3,7 +3,7 @@
 #   make test   installs the test needs (Debian packages, the package with its test extras) and runs the tests
 PYTHON ?= python3
 DEB_DEMO_PKGS = iperf3 iputils-ping
-DEB_TEST_PKGS = tshark iperf3 iproute2 iputils-ping
+DEB_TEST_PKGS = tshark iperf3 iproute2 iputils-ping nftables
 PYTEST_ARGS ?=
 
 .PHONY: demo test install install-test deb-test deb-demo bench

@@ -1,14 +1,18 @@
 """Throughput benchmark: iperf3 through a fastl2tp tunnel between two namespaces, against the same iperf3
 over the bare veth in the same run (so results read as ratios on this machine, not as absolute numbers).
 
-    python -m bench [--duration 10] [--parallel 1] [--mtu 1450] [--sessions 1] [--json bench/out/throughput.json]
+    python -m bench [--duration 10] [--parallel 1] [--mtu 1450] [--sessions 1] [--mppe none|stateless|stateful]
+                    [--json bench/out/throughput.json]
 
 Also runs the same iperf3 through ``bench/ctunnel/ctunnel.c`` (the simplest fast userspace UDP tunnel in
 C: TUN read/write, a 12-byte header, recvmmsg/sendmmsg bursts, nothing else), built here with cc: the
 yardstick for a userspace data plane on this machine. Prints a table (Gbit/s, packets/s, CPU seconds of
 each end, ratio to the C tunnel and to the bare veth), writes JSON, and a PNG chart next to it when
 matplotlib is installed. With ``--sessions N`` the client daemon runs N
-sessions and one iperf3 per session runs at once (the table shows the sum).
+sessions and one iperf3 per session runs at once (the table shows the sum). With ``--mppe stateless`` or
+``--mppe stateful`` both ends' profiles say ``use-encryption=required`` (and ``mppe-stateful`` allow or
+prefer): the tunnel runs MPPE-128 in that mode (checked in both daemons' logs); compare with a plain run
+(``--mppe none``) made just before or after.
 Needs root and iperf3. Uses the demo's namespaces (fastl2tp.demo): HomeOffice runs the server, RemoteOffice
 the client; iperf3 runs RemoteOffice → HomeOffice.
 """
@@ -48,6 +52,9 @@ def iperf(ns: Namespaces, server_ips: list[str], args: list[str], duration: int)
         out, err = c.communicate(timeout=duration + 60)
         data = json.loads(out)
         if "error" in data:
+            for other in clients + servers:
+                other.kill()
+                other.wait()
             raise RuntimeError(f"iperf3: {data['error']}")
         end = data["end"]
         if "sum_received" in end:
@@ -87,8 +94,24 @@ def start_ctunnel(ns: Namespaces, tmp: Path, mtu: int) -> list[subprocess.Popen]
     return procs
 
 
-def configs(sessions: int, mtu: int) -> tuple[str, str, list[str]]:
+MPPE_STATEFUL = {"stateless": "allow", "stateful": "prefer"}  # --mppe → both ends' mppe-stateful
+
+
+def mppe_profiles(mppe: str) -> str:
+    """Both built-in profiles (secrets and clients use `default`/`default-encryption`) with MPPE-128 required."""
+    if mppe == "none":
+        return ""
+    return "".join(f'\n[[ppp.profile]]\nname = "{name}"\nuse-encryption = "required"\nmppe-key-lengths = "128"\n'
+                   f'mppe-stateful = "{MPPE_STATEFUL[mppe]}"\n' for name in ("default", "default-encryption"))
+
+
+def configs(sessions: int, mtu: int, mppe: str = "none") -> tuple[str, str, list[str]]:
     """Server and client configuration for ``sessions`` sessions, and the server-side addresses."""
+    server, client, targets = _configs(sessions, mtu)
+    return server + mppe_profiles(mppe), client + mppe_profiles(mppe), targets
+
+
+def _configs(sessions: int, mtu: int) -> tuple[str, str, list[str]]:
     mtus = f"max-mtu = {mtu}\nmax-mru = {mtu}\n"
     if sessions == 1:
         server = SERVER_CONFIG.replace("[l2tp-server.server]\n", "[l2tp-server.server]\n" + mtus)
@@ -103,7 +126,7 @@ def configs(sessions: int, mtu: int) -> tuple[str, str, list[str]]:
     return server, client, [f"10.200.{i}.1" for i in range(1, sessions + 1)]
 
 
-def chart(results: dict, path: Path) -> Path | None:
+def chart(results: dict, path: Path, mppe: str = "none") -> Path | None:
     try:
         import matplotlib
 
@@ -115,7 +138,8 @@ def chart(results: dict, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.barh(names, [results[n]["gbps"] for n in names], color=["#999" if n.startswith("bare") else "#2a7" for n in names])
     ax.set_xlabel("Gbit/s")
-    ax.set_title("iperf3: fastl2tp tunnel vs. bare veth (same run)")
+    title = "iperf3: fastl2tp tunnel vs. bare veth (same run)"
+    ax.set_title(title if mppe == "none" else f"{title}, MPPE-128 {mppe}")
     fig.tight_layout()
     png = path.with_suffix(".png")
     fig.savefig(png)
@@ -128,8 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parallel", type=int, default=1)
     p.add_argument("--mtu", type=int, default=1450, help="tunnel max-mtu/max-mru")
     p.add_argument("--sessions", type=int, default=1, help="sessions (1..200), one iperf3 each")
-    p.add_argument("--json", default="bench/out/throughput.json")
+    p.add_argument("--mppe", choices=("none", "stateless", "stateful"), default="none",
+                   help="MPPE-128 required on both ends, in this mode (default: no MPPE)")
+    p.add_argument("--json", default=None,
+                   help="default bench/out/throughput.json (throughput-mppe-MODE.json with --mppe)")
     args = p.parse_args(argv)
+    if args.json is None:
+        args.json = "bench/out/throughput.json" if args.mppe == "none" else f"bench/out/throughput-mppe-{args.mppe}.json"
     if not 1 <= args.sessions <= 200:
         p.error("--sessions must be 1..200")
     if os.geteuid() != 0 or shutil.which("iperf3") is None:
@@ -138,16 +167,29 @@ def main(argv: list[str] | None = None) -> int:
     ns = Namespaces()
     tmp = Path(tempfile.mkdtemp(prefix="fastl2tp-bench-"))
     results: dict[str, dict] = {}
+    logs: dict = {}
     try:
         ns.create()
-        server_cfg, client_cfg, targets = configs(args.sessions, args.mtu)
+        server_cfg, client_cfg, targets = configs(args.sessions, args.mtu, args.mppe)
         (tmp / "home.toml").write_text(server_cfg)
         (tmp / "remote.toml").write_text(client_cfg)
-        daemon = [sys.executable, "-m", "fastl2tp.daemon", "--log-level", "warning", "-c"]
-        lns = ns.popen(ns.home, daemon + [str(tmp / "home.toml")])
-        lac = ns.popen(ns.remote, daemon + [str(tmp / "remote.toml")])
+        if args.mppe == "none":
+            daemon = [sys.executable, "-m", "fastl2tp.daemon", "--log-level", "warning", "-c"]
+            lns = ns.popen(ns.home, daemon + [str(tmp / "home.toml")])
+            lac = ns.popen(ns.remote, daemon + [str(tmp / "remote.toml")])
+        else:  # info logs to files: they name the encoding each session got
+            daemon = [sys.executable, "-m", "fastl2tp.daemon", "--log-level", "info", "-c"]
+            logs = {side: open(tmp / f"{side}.log", "w") for side in ("home", "remote")}
+            lns = ns.popen(ns.home, daemon + [str(tmp / "home.toml")], stdout=logs["home"], stderr=logs["home"])
+            lac = ns.popen(ns.remote, daemon + [str(tmp / "remote.toml")], stdout=logs["remote"],
+                           stderr=logs["remote"])
         for i in range(1, args.sessions + 1):
             _wait(lambda i=i: (ns.link(ns.remote, f"l2tp-out{i}") or {}).get("local"), 60, f"tunnel {i}")
+        if args.mppe != "none":
+            want = f"encryption MPPE128 {args.mppe}\n"
+            _wait(lambda: all((tmp / f"{side}.log").read_text().count(want) >= args.sessions
+                              for side in ("home", "remote")), 30, f"MPPE128 {args.mppe} on every session")
+            print(f"every session: MPPE128 {args.mppe} (tunnel mtu {ns.link(ns.remote, 'l2tp-out1')['mtu']})")
         streams = ["-P", str(args.parallel)]
         for name, target, extra in (
             ("bare TCP", [HOME_WAN], streams),
@@ -156,7 +198,11 @@ def main(argv: list[str] | None = None) -> int:
             ("tunnel UDP -l 1400", targets, ["-u", "-b", "0", "-l", "1400", *streams]),
         ):
             before = {side: cpu_seconds(p.pid) for side, p in (("lns", lns), ("lac", lac))}
-            res = iperf(ns, target, extra, args.duration)
+            try:
+                res = iperf(ns, target, extra, args.duration)
+            except RuntimeError as exc:  # recorded as failed (e.g. TCP stalled for good); the others still run
+                print(f"{name}: {exc}", file=sys.stderr)
+                res = {"gbps": 0.0, "pps": 0.0, "error": str(exc)}
             for side, p in (("lns", lns), ("lac", lac)):
                 user, system = (a - b for a, b in zip(cpu_seconds(p.pid), before[side]))
                 res[f"cpu_{side}_s"] = round(user + system, 2)
@@ -182,9 +228,18 @@ def main(argv: list[str] | None = None) -> int:
             t["ratio_to_bare"] = t["gbps"] / results[f"bare {kind}"]["gbps"]
             if f"C tunnel {kind}" in results:
                 t["ratio_to_c_tunnel"] = t["gbps"] / results[f"C tunnel {kind}"]["gbps"]
+    except Exception:
+        for side, f in logs.items():  # --mppe: what the daemons said
+            f.flush()
+            print(f"--- {side} daemon log (end) ---\n" + (tmp / f"{side}.log").read_text()[-4000:], file=sys.stderr)
+        raise
     finally:
         ns.close()
+        for f in logs.values():
+            f.close()
         shutil.rmtree(tmp, ignore_errors=True)
+    if args.mppe != "none":
+        print(f"tunnel runs with MPPE128 {args.mppe}")
     print(f"{'run':<22}{'Gbit/s':>8}{'kpps':>9}{'CPU srv s':>11}{'CPU cli s':>11}{'user ns/pkt':>13}"
           f"{'vs C':>7}{'vs bare':>9}")
     for name, r in results.items():
@@ -192,12 +247,12 @@ def main(argv: list[str] | None = None) -> int:
         vs_c = f"{r['ratio_to_c_tunnel']:.2f}" if "ratio_to_c_tunnel" in r else ""
         user = "" if name.startswith("bare") else f"{r['user_ns_per_packet_lns']}/{r['user_ns_per_packet_lac']}"
         print(f"{name:<22}{r['gbps']:>8.3f}{r['pps'] / 1e3:>9.1f}{r['cpu_lns_s']:>11.2f}{r['cpu_lac_s']:>11.2f}"
-              f"{user:>13}{vs_c:>7}{ratio:>9}")
+              f"{user:>13}{vs_c:>7}{ratio:>9}" + (f"  FAILED: {r['error']}" if "error" in r else ""))
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
     print(f"wrote {out}")
-    png = chart(results, out)
+    png = chart(results, out, args.mppe)
     if png is not None:
         print(f"wrote {png}")
     return 0

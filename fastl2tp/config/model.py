@@ -54,6 +54,7 @@ __all__ = [
     "L2tpServerInterface",
     "L2tpServerMenu",
     "LogLevel",
+    "MppeStateful",
     "Pool",
     "PppMenu",
     "Profile",
@@ -80,6 +81,14 @@ class UseEncryption(enum.Enum):
     NO = "no"
     YES = "yes"  # MPPE when the peer supports it
     REQUIRED = "required"  # MPPE or no session
+
+
+class MppeStateful(enum.Enum):
+    """``mppe-stateful`` (fastl2tp only): whether MPPE may run in stateful mode (RFC 3078 §3.1)."""
+
+    NO = "no"  # stateless only: a peer that insists on stateful gets no MPPE
+    ALLOW = "allow"  # ask for stateless; take stateful when the peer insists
+    PREFER = "prefer"  # ask for stateful; yield to a peer that asks for stateless
 
 
 class UseIpv6(enum.Enum):
@@ -252,6 +261,12 @@ class Profile:
     dns_server: tuple[IPv4Address, ...] = _k(v.IPv4List(2), (), "DNS servers given to the client (IPCP)")
     wins_server: tuple[IPv4Address, ...] = _k(v.IPv4List(2), (), "WINS/NBNS servers given to the client")
     use_encryption: UseEncryption = _k(v.EnumKind(UseEncryption), UseEncryption.DEFAULT, "MPPE policy")
+    mppe_key_lengths: tuple[int, ...] = _k(v.IntSet((40, 56, 128)), (128, 40),
+                                           "MPPE key lengths accepted; the strongest both ends allow wins "
+                                           "(fastl2tp only)", "(40 and 128)")
+    mppe_stateful: MppeStateful = _k(v.EnumKind(MppeStateful), MppeStateful.ALLOW,
+                                     "MPPE stateful mode: no, allow (when the peer insists) or prefer "
+                                     "(fastl2tp only)", "(stateless preferred)")
     use_ipv6: UseIpv6 = _k(v.EnumKind(UseIpv6), UseIpv6.DEFAULT, "IPv6CP policy")
     change_tcp_mss: bool | None = _k(v.YesNoDefault(), None, "clamp the TCP MSS of SYNs to the link MTU")
     only_one: bool | None = _k(v.YesNoDefault(), None, "at most one session per user")

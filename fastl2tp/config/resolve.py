@@ -10,7 +10,8 @@ Precedence (RouterOS):
 - a profile's ``default`` (``None``/``DEFAULT``) tri-states — use-encryption, use-ipv6, change-tcp-mss,
   only-one — take the value of the ``default`` profile, and where that says ``default`` too, the
   RouterOS built-in value (use-encryption no, use-ipv6 yes, change-tcp-mss yes, only-one no);
-- other profile settings (addresses, DNS, timeouts) are the chosen profile's own: RouterOS does not
+- other profile settings (addresses, DNS, timeouts, and the fastl2tp-only ``mppe-key-lengths`` and
+  ``mppe-stateful``, which have no ``default`` value) are the chosen profile's own: RouterOS does not
   merge them with ``default``.
 
 Pure: no I/O, no clock.
@@ -29,6 +30,7 @@ from .model import (
     Config,
     L2tpClient,
     L2tpServerInterface,
+    MppeStateful,
     Pool,
     Profile,
     Route,
@@ -70,6 +72,8 @@ class SessionParams:
     dns_server: tuple[IPv4Address, ...]
     wins_server: tuple[IPv4Address, ...]
     use_encryption: UseEncryption  # NO, YES or REQUIRED
+    mppe_key_lengths: tuple[int, ...]  # MPPE key lengths allowed (40, 56, 128), largest first
+    mppe_stateful: MppeStateful  # NO, ALLOW or PREFER
     use_ipv6: UseIpv6  # NO, YES or REQUIRED
     change_tcp_mss: bool
     only_one: bool
@@ -137,6 +141,8 @@ def _params(config: Config, profile: Profile, local: IPv4Address | str | None,
         dns_server=profile.dns_server,
         wins_server=profile.wins_server,
         use_encryption=use_encryption,
+        mppe_key_lengths=profile.mppe_key_lengths,
+        mppe_stateful=profile.mppe_stateful,
         use_ipv6=use_ipv6,
         change_tcp_mss=change_tcp_mss,
         only_one=only_one,

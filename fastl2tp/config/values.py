@@ -614,6 +614,41 @@ class EnumSet(Kind["tuple[E, ...]"]):
         return [m.value for m in value]
 
 
+class IntSet(Kind["tuple[int, ...]"]):
+    """A set of integers from ``choices`` (mppe-key-lengths): ``"128,40"``, ``[128, 40]`` or ``40``.
+
+    At least one, no repeats; the order written does not matter (kept largest first, which is also
+    how the value is written back).
+    """
+
+    def __init__(self, choices: Sequence[int]):
+        self.choices = tuple(sorted(choices, reverse=True))
+        self.names = ", ".join(str(c) for c in sorted(self.choices))
+        self.type_name = "multiple choice: " + self.names
+        self.form = "a list of " + self.names
+
+    def parse(self, raw: Any) -> tuple[int, ...]:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            raw = [raw]
+        if isinstance(raw, list):
+            if not all(isinstance(x, int | str) and not isinstance(x, bool) for x in raw):
+                raise BadValue(f"{show(raw)} is not a list of {self.names} (an array or \"a,b\")")
+            raw = [str(x) for x in raw]
+        out: list[int] = []
+        for word in _split_list(raw, self.names):
+            if not (word.isascii() and word.isdigit()) or int(word) not in self.choices:
+                raise BadValue(f"{show(word)} is not one of {self.names}")
+            if int(word) in out:
+                raise BadValue(f"{show(word)} is listed twice")
+            out.append(int(word))
+        if not out:
+            raise BadValue(f"must name at least one of {self.names}")
+        return tuple(sorted(out, reverse=True))
+
+    def dump(self, value: tuple[int, ...]) -> Any:
+        return [int(x) for x in value]
+
+
 class IPv4(Kind[IPv4Address]):
     type_name = "IPv4 address"
     form = "an IPv4 address"

@@ -32,7 +32,7 @@ from ..control.tunnel import Role as TunnelRole
 from ..control.tunnel import TunnelConfig
 from ..errors import FastL2tpError
 from ..ppp.auth import AuthDecision, verify_locally
-from ..ppp.ccp import Encryption
+from ..ppp.ccp import CcpConfig, Encryption
 from ..ppp.events import (
     AuthRequested,
     AuthResult,
@@ -271,7 +271,9 @@ class Node:
             elif item[0] == "ccp-reset":  # MPPE stateful: the data plane lost sync
                 s = self.sessions.get((item[1], item[2]))
                 if s is not None and not s.closed:
-                    s.link.send_reset_request(now)
+                    sent = s.link.send_reset_request(now)
+                    log.debug("session %d/%d: MPPE lost sync: ccp reset %s", s.tunnel_id, s.session_id,
+                              "requested" if sent else "already pending")
                     self._pump(s)
             else:
                 _, tunnel_id, session_id, frame = item
@@ -305,6 +307,14 @@ class Node:
     def _lcp_config(self, mru: int, max_mtu: int, keepalive: float | None) -> LcpConfig:
         return LcpConfig(mru=mru, max_mtu=max_mtu, keepalive_timeout_s=keepalive)
 
+    @staticmethod
+    def _ccp_config(params: cfg.SessionParams) -> CcpConfig:
+        """The profile's ``mppe-key-lengths`` and ``mppe-stateful`` as CCP negotiates them."""
+        stateful = params.mppe_stateful.value  # no | allow | prefer
+        return CcpConfig(allow_40=40 in params.mppe_key_lengths, allow_56=56 in params.mppe_key_lengths,
+                         allow_128=128 in params.mppe_key_lengths, allow_stateful=stateful != "no",
+                         prefer_stateful=stateful == "prefer")
+
     def _session_up(self, e: ev.SessionUp) -> None:
         client = self._client_tunnels.get(e.tunnel_id)
         if client is not None:
@@ -315,15 +325,18 @@ class Node:
                 lcp=self._lcp_config(c.max_mru, c.max_mtu, c.keepalive_timeout), allow=c.allow,
                 username=c.user, password=c.password, auth_name=self.host_name,
                 ipcp=IpcpConfig(request_dns=False), use_ipv6=params.use_ipv6 is not cfg.UseIpv6.NO,
-                use_encryption=encryption), now=self.now())
+                use_encryption=encryption, ccp=self._ccp_config(params)), now=self.now())
         else:
             server = self.config.l2tp_server.server
             default = cfg.effective_session(self.config, None)
-            encryption = Encryption(default.use_encryption.value)  # the user's profile decides at login
+            # the user's profile decides use-encryption at login; the MPPE key lengths and stateful
+            # mode stay the default-profile's (complete_auth cannot replace the CcpConfig)
+            encryption = Encryption(default.use_encryption.value)
             link = PppLink(Role.SERVER, LinkConfig(
                 lcp=self._lcp_config(server.max_mru, server.max_mtu, server.keepalive_timeout),
                 authenticate=server.authentication, auth_name=self.host_name, ipcp=None,
-                use_ipv6=default.use_ipv6 is not cfg.UseIpv6.NO, use_encryption=encryption), now=self.now())
+                use_ipv6=default.use_ipv6 is not cfg.UseIpv6.NO, use_encryption=encryption,
+                ccp=self._ccp_config(default)), now=self.now())
         s = Session(e.tunnel_id, e.session_id, e.peer, link, client=client,
                     calling_number=e.calling_number.decode("utf-8", "replace"), use_encryption=encryption)
         self.sessions[s.key] = s

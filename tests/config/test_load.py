@@ -168,6 +168,12 @@ BAD_CONFIGS = [
     ("incoming without servers", "[radius-incoming]\naccept = true",
      "radius-incoming.accept: yes, but there is no [[radius]] entry to accept requests from"),
     ("daemon socket", '[daemon]\nsocket = "fastl2tpd.sock"', 'daemon.socket: "fastl2tpd.sock" is not an absolute path'),
+    ("mppe key length", '[[ppp.profile]]\nname = "p"\nmppe-key-lengths = "128,64"',
+     'ppp.profile[0].mppe-key-lengths: "64" is not one of 40, 56, 128'),
+    ("mppe key lengths empty", '[[ppp.profile]]\nname = "p"\nmppe-key-lengths = []',
+     "ppp.profile[0].mppe-key-lengths: must name at least one of 40, 56, 128"),
+    ("mppe stateful", '[[ppp.profile]]\nname = "p"\nmppe-stateful = "yes"',
+     'ppp.profile[0].mppe-stateful: "yes" is not one of no, allow, prefer'),
     ("daemon log level", '[daemon]\nlog-level = "trace"',
      'daemon.log-level: "trace" is not one of debug, info, warning, error'),
 ]
@@ -369,3 +375,26 @@ def test_docs_list_every_key():
                 model.L2tpSecret, model.Aaa, model.Pool, model.RadiusServer, model.RadiusIncoming, model.Daemon):
         for key in table_keys(cls):
             assert f"| `{key}` |" in docs, (cls.__name__, key)
+
+
+def test_mppe_profile_keys():
+    from fastl2tp.config.model import MppeStateful
+
+    assert DEFAULT_PROFILE.mppe_key_lengths == (128, 40) and DEFAULT_PROFILE.mppe_stateful is MppeStateful.ALLOW
+    config = load_text('[[ppp.profile]]\nname = "pppd"\nmppe-key-lengths = "40"\nmppe-stateful = "prefer"\n'
+                       '[[ppp.profile]]\nname = "toml"\nmppe-key-lengths = [40, 128, 56]\nmppe-stateful = "no"\n'
+                       '[[ppp.profile]]\nname = "default-encryption"\nmppe-key-lengths = "40,128"\n')
+    pppd, toml, enc = config.ppp.profile[:3]
+    assert (pppd.mppe_key_lengths, pppd.mppe_stateful) == ((40,), MppeStateful.PREFER)
+    assert (toml.mppe_key_lengths, toml.mppe_stateful) == ((128, 56, 40), MppeStateful.NO)
+    assert enc == DEFAULT_ENCRYPTION_PROFILE  # "40,128" is the default set
+    text = dump(config)
+    assert 'mppe-key-lengths = [40]\nmppe-stateful = "prefer"' in text
+    assert "mppe-key-lengths = [128, 56, 40]" in text
+    assert text.count("mppe-key-lengths") == 2  # the unchanged built-in is not written
+    assert load_text(text) == config
+    assert parse_setting(Profile, "mppe-key-lengths", "128") == (128,)
+    broken = dataclasses.replace(config, ppp=dataclasses.replace(
+        config.ppp, profile=(dataclasses.replace(pppd, mppe_key_lengths=(40, 128)),) + config.ppp.profile[1:]))
+    with pytest.raises(ConfigError, match=r"^ppp\.profile\[0\]\.mppe-key-lengths: \(40, 128\) is not a list of"):
+        check(broken)  # a code-made set must be in its canonical order, largest first

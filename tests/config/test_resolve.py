@@ -242,3 +242,24 @@ def test_pools_never_hand_out_an_address_twice(ops):
         assert all(p.used + p.available == p.total for p in pools.values())
     leases = {**pools["a"].leases(), **pools["b"].leases()}
     assert leases == held
+
+
+def test_mppe_keys_are_the_chosen_profiles_own():
+    from fastl2tp.config.model import MppeStateful
+
+    config = load_text('[[ppp.profile]]\nname = "default"\nmppe-key-lengths = "40"\nmppe-stateful = "no"\n'
+                       '[[ppp.profile]]\nname = "pppd"\nmppe-key-lengths = "128,56"\nmppe-stateful = "prefer"\n'
+                       '[[ppp.secret]]\nname = "a"\nprofile = "pppd"\n'
+                       '[[ppp.secret]]\nname = "b"\nprofile = "default-encryption"\n'
+                       '[[ppp.secret]]\nname = "c"\n'
+                       '[[l2tp-client]]\nconnect-to = "10.9.9.9"\nuser = "u"\nprofile = "pppd"\n')
+    a = effective_session(config, find_secret(config, "a"))
+    assert (a.mppe_key_lengths, a.mppe_stateful) == ((128, 56), MppeStateful.PREFER)
+    b = effective_session(config, find_secret(config, "b"))  # not merged from `default`: no `default` value
+    assert (b.mppe_key_lengths, b.mppe_stateful) == ((128, 40), MppeStateful.ALLOW)
+    c = effective_session(config, find_secret(config, "c"))
+    assert (c.mppe_key_lengths, c.mppe_stateful) == ((40,), MppeStateful.NO)
+    server_default = effective_session(config, None)  # the server's default-profile: default-encryption
+    assert (server_default.mppe_key_lengths, server_default.mppe_stateful) == ((128, 40), MppeStateful.ALLOW)
+    client = effective_client(config, config.l2tp_client[0])
+    assert (client.mppe_key_lengths, client.mppe_stateful) == ((128, 56), MppeStateful.PREFER)

@@ -38,6 +38,7 @@ from fastl2tp.config import (
     dump,
     load_text,
 )
+from fastl2tp.config.model import MppeStateful
 
 text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
 name = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E) | st.sampled_from("äé€ "), min_size=1,
@@ -85,6 +86,9 @@ def configs(draw):
             local_address=draw(address_or_pool), remote_address=draw(address_or_pool),
             dns_server=tuple(draw(st.lists(ipv4, max_size=2))), wins_server=tuple(draw(st.lists(ipv4, max_size=2))),
             use_encryption=draw(st.sampled_from(UseEncryption)), use_ipv6=draw(st.sampled_from(UseIpv6)),
+            mppe_key_lengths=tuple(sorted(draw(st.sets(st.sampled_from((40, 56, 128)), min_size=1)),
+                                          reverse=True)),
+            mppe_stateful=draw(st.sampled_from(MppeStateful)),
             change_tcp_mss=draw(st.none() | st.booleans()), only_one=draw(st.none() | st.booleans()),
             session_timeout=draw(st.none() | times_ms), idle_timeout=draw(st.none() | times_ms),
             bridge=draw(st.none() | name), bridge_horizon=draw(st.none() | st.integers(0, 429496729)),

@@ -14,6 +14,7 @@ from fastl2tp.config.values import (
     BadValue,
     EnumSet,
     Int,
+    IntSet,
     IPv4OrPool,
     Route,
     Time,
@@ -260,3 +261,33 @@ def test_show_and_toml_string():
     assert show("a\"b") == '"a\\"b"'
     assert show([1, "x", True]) == '[1, "x", true]'
     assert toml_string("tab\there\x01") == '"tab\\there\\u0001"'
+
+
+def test_mppe_key_lengths_set():
+    kind = IntSet((40, 56, 128))
+    assert kind.type_name == "multiple choice: 40, 56, 128"
+    assert kind.parse("128,40") == (128, 40)
+    assert kind.parse("40,128") == (128, 40)  # the order does not matter: the strongest common wins
+    assert kind.parse([40, "56"]) == (56, 40)
+    assert kind.parse(40) == (40,)
+    assert kind.parse(" 128 ") == (128,)
+    assert kind.dump((128, 40)) == [128, 40]
+    assert kind.parse(kind.dump((128, 56, 40))) == (128, 56, 40)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("64", '"64" is not one of 40, 56, 128'),
+        ("40,40", '"40" is listed twice'),
+        ("", "must name at least one of 40, 56, 128"),
+        ([], "must name at least one of 40, 56, 128"),
+        ("strong", '"strong" is not one of 40, 56, 128'),
+        ([True], '[true] is not a list of 40, 56, 128 (an array or "a,b")'),
+        (1.5, '1.5 is not a list of 40, 56, 128 (an array of strings or "a,b")'),
+    ],
+)
+def test_bad_mppe_key_lengths(raw, message):
+    with pytest.raises(BadValue) as info:
+        IntSet((40, 56, 128)).parse(raw)
+    assert str(info.value) == message
