@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 
 REDIAL_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 TCP_IP_HEADERS = 40  # MSS = MTU - 20 (IPv4) - 20 (TCP)
+CCP_RESET_RETRY_S = 0.25  # repeat a CCP Reset-Request this often while MPPE is still out of sync
 MPPE_OVERHEAD = 4  # protocol 0x00FD + the MPPE header in front of the encrypted protocol and packet
 
 
@@ -93,6 +94,7 @@ class Session:
     configured: bool = False  # the interface has its addresses
     attached: bool = False  # the data plane moves IP between the interface and the session
     mtu: int = 0
+    resync_timer: asyncio.TimerHandle | None = None
     closed: bool = False
     host_route: object | None = None
     default_route: object | None = None
@@ -271,10 +273,7 @@ class Node:
             elif item[0] == "ccp-reset":  # MPPE stateful: the data plane lost sync
                 s = self.sessions.get((item[1], item[2]))
                 if s is not None and not s.closed:
-                    sent = s.link.send_reset_request(now)
-                    log.debug("session %d/%d: MPPE lost sync: ccp reset %s", s.tunnel_id, s.session_id,
-                              "requested" if sent else "already pending")
-                    self._pump(s)
+                    self._mppe_resync(s)
             else:
                 _, tunnel_id, session_id, frame = item
                 s = self.sessions.get((tunnel_id, session_id))
@@ -313,7 +312,7 @@ class Node:
         stateful = params.mppe_stateful.value  # no | allow | prefer
         return CcpConfig(allow_40=40 in params.mppe_key_lengths, allow_56=56 in params.mppe_key_lengths,
                          allow_128=128 in params.mppe_key_lengths, allow_stateful=stateful != "no",
-                         prefer_stateful=stateful == "prefer")
+                         prefer_stateful=stateful == "prefer", reset_timeout_s=CCP_RESET_RETRY_S)
 
     def _session_up(self, e: ev.SessionUp) -> None:
         client = self._client_tunnels.get(e.tunnel_id)
@@ -537,6 +536,32 @@ class Node:
         log.info("session %d/%d: %s up, user %s, %s -> %s, mtu %d%s", s.tunnel_id, s.session_id, s.display_name,
                  s.user, e.local_address, e.peer_address, s.mtu, f", {s.encoding}" if s.encoding else "")
 
+    def _mppe_resync(self, s: Session) -> None:
+        """MPPE stateful lost sync: send a CCP Reset-Request, and again every reset interval for as long
+        as the data plane still discards (a lost Reset-Request or Reset-Ack, or a lost flushed packet,
+        must not leave the session deaf until enough further packets arrive to punt again)."""
+        if s.closed:
+            s.resync_timer = None
+            return
+        stats = self.dp.session_stats(s.tunnel_id, s.session_id).get("mppe")
+        if stats is None or not stats["rx_discard"]:
+            s.resync_timer = None
+            return
+        sent = s.link.send_reset_request(self.now())
+        log.debug("session %d/%d: MPPE lost sync: ccp reset %s", s.tunnel_id, s.session_id,
+                  "requested" if sent else "already pending")
+        self._pump(s)
+        if s.resync_timer is None or sent:
+            if s.resync_timer is not None:
+                s.resync_timer.cancel()
+            s.resync_timer = self.loop.call_later(CCP_RESET_RETRY_S, self._mppe_resync_tick, s)
+
+    def _mppe_resync_tick(self, s: Session) -> None:
+        s.resync_timer = None
+        self._mppe_resync(s)
+        if self.driver is not None:
+            self.driver.flush()
+
     def _attach(self, s: Session) -> None:
         """Let IP flow between the interface and the session: once it is configured, and with
         ``use-encryption=required`` only once MPPE is up."""
@@ -629,6 +654,8 @@ class Node:
             s.timer.cancel()
         for t in s.timeouts:
             t.cancel()
+        if s.resync_timer is not None:
+            s.resync_timer.cancel()
         if s.setup is not None and not s.setup.done():
             s.setup.cancel()
         if s.tun is not None and s.attached:

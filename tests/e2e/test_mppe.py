@@ -120,13 +120,16 @@ def test_stateful_survives_5_percent_loss_through_ccp_resets(netns, tmp_path):
     assert re.search(r"counter packets [1-9]", rules), detail  # the loss really happened
     assert "ccp reset requested" in s.text(), detail + logs()  # the LNS lost sync and asked the LAC to flush
     # A loss costs the lost packet and the next one (discarded: the RC4 stream is off), then the Reset-Request
-    # makes the LAC flush and the LNS resynchronises: most outages are 2 pings. When the flushed packet or the
-    # Reset-Ack is lost too, the data plane asks again only after 64 more discards (MPPE_RESET_EVERY) or
-    # reset_timeout_s: such outages are bounded, not endless (issue 5 follow-up: retry on a timer).
+    # makes the LAC flush and the LNS resynchronises: most outages are 2 pings. When the Reset-Request, its
+    # Ack or the flushed packet is lost too, the LNS asks again every 0.25 s while it still discards
+    # (CCP_RESET_RETRY_S): no outage lasts much longer than that (12 pings at 0.02 s).
     assert runs and sum(1 for n in runs if n <= 3) * 2 >= len(runs), detail
-    assert max(runs) <= 2 * 64 + 8, detail
+    assert max(runs) <= 30, detail
+    assert received >= 140, detail  # 5% loss costs each lost packet and the next: ~10% expected; 70% floor
     # the session stayed up all along, and is in sync once the loss stops
     assert not re.search(r"link down|0x[0-9a-f]+ down:|encryption down", s.text() + c.text()), logs()
+    # a loss just before the rule went leaves a resync in flight: give it one retry period, then all get through
+    lac.run(["ping", "-c", "5", "-i", "0.1", "-W", "1", SERVER_IP], check=False)
     r = lac.run(["ping", "-c", "50", "-i", "0.02", "-W", "1", SERVER_IP], check=False)
     assert _outages(r.stdout, 50)[0] == 50, r.stdout + logs()
     assert link_addr(lac, "l2tp-out1") and link_addr(lns, "l2tp-ex")
