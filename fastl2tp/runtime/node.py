@@ -62,6 +62,22 @@ CCP_RESET_RETRY_S = 0.25  # repeat a CCP Reset-Request this often while MPPE is 
 MPPE_OVERHEAD = 4  # protocol 0x00FD + the MPPE header in front of the encrypted protocol and packet
 
 
+UDP_BUFFER_BYTES = 4 << 20  # socket buffers for the tunnel's UDP: bursts must not overflow them
+
+
+def _grow_buffers(sock: socket.socket) -> None:
+    """Large UDP socket buffers: a burst that overflows the receive buffer is loss, and in MPPE stateful
+    mode every loss costs a CCP reset. As root the kernel's rmem_max/wmem_max do not cap us (…FORCE)."""
+    for force, plain in ((33, socket.SO_RCVBUF), (32, socket.SO_SNDBUF)):  # SO_RCVBUFFORCE, SO_SNDBUFFORCE
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, force, UDP_BUFFER_BYTES)
+        except OSError:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, plain, UDP_BUFFER_BYTES)
+            except OSError as exc:
+                log.debug("cannot grow the UDP socket buffer: %s", exc)
+
+
 @dataclass(eq=False)
 class Session:
     """One L2TP session and its PPP link, as the runtime sees it."""
@@ -156,6 +172,7 @@ class Node:
             self.sock = open_udp(str(server.listen_address), server.port)
         else:
             self.sock = open_udp("0.0.0.0", 0)
+        _grow_buffers(self.sock)
         self._sock_index = self.dp.add_socket(self.sock.fileno())
         endpoint = Endpoint(self._endpoint_config())
         self.driver = ControlDriver(endpoint, self.sock, self._on_l2tp_event, self.loop, read_socket=False)
