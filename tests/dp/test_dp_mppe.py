@@ -496,8 +496,7 @@ def test_first_ping_of_the_pppd_capture_decrypts():
     from tests.pcaputil import TRACES, ppp_frames
 
     path = TRACES / "linux-xl2tpd-pppd" / "mschapv2-mppe128.pcap"
-    if not path.exists():
-        pytest.skip("shared traces not available")
+    assert path.exists(), f"the shared traces are missing: {path}"
     frames = ppp_frames(path)
     response = next(f for f in frames if f.protocol == 0xC223 and f.payload[0] == 2)  # CHAP Response
     value = response.payload[5 : 5 + response.payload[4]]
