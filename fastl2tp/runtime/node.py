@@ -109,7 +109,9 @@ class Session:
     encoding: str = ""
     configured: bool = False  # the interface has its addresses
     attached: bool = False  # the data plane moves IP between the interface and the session
-    mtu: int = 0
+    mtu: int = 0  # the interface's: the link's, less MPPE's 4 octets while MPPE may be used
+    link_mtu: int = 0
+    mppe_refused: bool = False
     resync_timer: asyncio.TimerHandle | None = None
     closed: bool = False
     host_route: object | None = None
@@ -431,6 +433,10 @@ class Node:
             self._attach(s)
         elif isinstance(e, EncryptionRefused):
             log.info("session %d/%d: no encryption: %s", s.tunnel_id, s.session_id, e.reason)
+            s.mppe_refused = True
+            if s.configured and s.mtu < s.link_mtu:  # no MPPE after all: give the 4 octets back
+                s.mtu = s.link_mtu
+                self._spawn(s, self._set_mtu(s))
         elif isinstance(e, EncryptionDown):
             self.dp.clear_mppe(s.tunnel_id, s.session_id)
             s.encrypted, s.encoding = False, ""
@@ -521,7 +527,8 @@ class Node:
             return
         self._ifnames.add(ifname)
         # With MPPE possible, leave room for its 4 octets so that packets never exceed the peer's MRU.
-        s.mtu = e.mtu - (MPPE_OVERHEAD if s.use_encryption is not Encryption.NO else 0)
+        s.link_mtu = e.mtu
+        s.mtu = e.mtu - (MPPE_OVERHEAD if s.use_encryption is not Encryption.NO and not s.mppe_refused else 0)
         s.setup = self._spawn(s, self._configure(s, e))
 
     async def _configure(self, s: Session, e: NetworkUp) -> None:
@@ -579,6 +586,17 @@ class Node:
         if self.driver is not None:
             self.driver.flush()
 
+    async def _set_mtu(self, s: Session) -> None:
+        await self.netlink.configure_ptp(s.ifname, s.local_address, s.remote_address, s.mtu)
+        if s.attached and not s.closed:
+            self.dp.update_session(s.tunnel_id, s.session_id, mss=self._mss(s))
+
+    def _mss(self, s: Session) -> int:
+        change_mss = s.params.change_tcp_mss if s.params is not None else True
+        if s.client is not None:
+            change_mss = cfg.effective_client(self.config, s.client.conf).change_tcp_mss
+        return max(s.mtu - TCP_IP_HEADERS, 0) if change_mss else 0
+
     def _attach(self, s: Session) -> None:
         """Let IP flow between the interface and the session: once it is configured, and with
         ``use-encryption=required`` only once MPPE is up."""
@@ -586,11 +604,7 @@ class Node:
             return
         if s.use_encryption is Encryption.REQUIRED and not s.encrypted:
             return
-        change_mss = s.params.change_tcp_mss if s.params is not None else True
-        if s.client is not None:
-            change_mss = cfg.effective_client(self.config, s.client.conf).change_tcp_mss
-        mss = max(s.mtu - TCP_IP_HEADERS, 0) if change_mss else 0
-        self.dp.update_session(s.tunnel_id, s.session_id, tun_fd=s.tun.fileno(), mss=mss)
+        self.dp.update_session(s.tunnel_id, s.session_id, tun_fd=s.tun.fileno(), mss=self._mss(s))
         self.loop.add_reader(s.tun.fileno(), self._tun_readable, s)
         s.attached = True
 
