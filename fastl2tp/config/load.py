@@ -13,7 +13,6 @@ import dataclasses
 import itertools
 import tomllib
 from collections.abc import Callable, Iterator
-from ipaddress import IPv4Address
 from pathlib import PurePath
 from typing import Any
 
@@ -30,7 +29,7 @@ from .model import (
     Secret,
     Service,
 )
-from .values import BadValue, show
+from .values import BadValue, looks_like_ipv4, show
 
 __all__ = ["check", "dump", "load", "load_file", "load_text", "parse_setting", "table_keys"]
 
@@ -314,12 +313,8 @@ def check(config: Config, *, values: bool = True) -> None:
     pools = {p.name: p for p in config.ip.pool}
     _dupes(config.ip.pool, "ip.pool", lambda p: p.name)
     for i, pool in enumerate(config.ip.pool):
-        try:
-            IPv4Address(pool.name)
-        except ValueError:
-            pass
-        else:
-            raise ConfigError(f"ip.pool[{i}].name: {show(pool.name)} is an address; a pool name must not be")
+        if looks_like_ipv4(pool.name):
+            raise ConfigError(f"ip.pool[{i}].name: {show(pool.name)} looks like an address; a pool name must not")
         if pool.next_pool is not None:
             if pool.next_pool not in pools:
                 raise ConfigError(f"ip.pool[{i}].next-pool: no pool named {show(pool.next_pool)}"

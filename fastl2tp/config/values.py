@@ -346,6 +346,12 @@ def _split_list(raw: Any, what: str) -> list[str]:
 # --- names --------------------------------------------------------------------------------------
 
 
+def looks_like_ipv4(text: str) -> bool:
+    """Digits and dots only: read as an IPv4 address where an address or a pool name may stand, so a
+    pool may not be named like that."""
+    return re.fullmatch(r"[\d.]+", text) is not None
+
+
 def check_name(raw: Any, what: str = "name") -> str:
     """A RouterOS item name: a non-empty string without control characters or surrounding spaces."""
     if not isinstance(raw, str):
@@ -687,7 +693,7 @@ class IPv4OrPool(Kind["IPv4Address | str | None"]):
         text = raw.strip()
         if not text:
             return None
-        if re.fullmatch(r"[\d.]+", text):  # looks like an address: must be one
+        if looks_like_ipv4(text):  # must then be an address
             return parse_ipv4(text)
         try:
             return ipaddress.IPv4Address(text)

@@ -147,7 +147,9 @@ BAD_CONFIGS = [
      '[[ip.pool]]\nname = "b"\nranges = "10.0.0.200-10.0.1.5"',
      'ip.pool[1].ranges: 10.0.0.200-10.0.1.5 overlaps 10.0.0.0/24 of ip.pool[0] ("a")'),
     ("pool named like an address", '[[ip.pool]]\nname = "10.0.0.1"\nranges = "10.0.0.0/24"',
-     'ip.pool[0].name: "10.0.0.1" is an address; a pool name must not be'),
+     'ip.pool[0].name: "10.0.0.1" looks like an address; a pool name must not'),
+    ("pool named with digits and dots", '[[ip.pool]]\nname = "."\nranges = "10.0.0.0/24"',
+     'ip.pool[0].name: "." looks like an address; a pool name must not'),
     ("duplicate pools", '[[ip.pool]]\nname = "a"\nranges = "10.0.0.0/24"\n[[ip.pool]]\nname = "a"\n'
      'ranges = "10.0.1.0/24"', 'ip.pool[1].name: duplicate "a" (also ip.pool[0])'),
     ("l2tp-secret empty", '[[ppp.l2tp-secret]]\nsecret = ""', "ppp.l2tp-secret[0].secret: must not be empty"),

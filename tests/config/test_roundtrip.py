@@ -39,6 +39,7 @@ from fastl2tp.config import (
     load_text,
 )
 from fastl2tp.config.model import MppeStateful
+from fastl2tp.config.values import looks_like_ipv4
 
 text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
 name = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E) | st.sampled_from("äé€ "), min_size=1,
@@ -62,7 +63,7 @@ route = st.builds(Route, st.tuples(ipv4, st.integers(8, 32)).map(
 @st.composite
 def configs(draw):
     # pools: disjoint blocks of 10.x.0.0/16, names distinct; next-pool only to a later pool (no loops)
-    pool_names = draw(st.lists(name, max_size=4, unique=True))
+    pool_names = draw(st.lists(name.filter(lambda n: not looks_like_ipv4(n)), max_size=4, unique=True))
     pools = []
     for i, pool_name in enumerate(pool_names):
         base = int(IPv4Address("10.0.0.0")) + (i << 16)
