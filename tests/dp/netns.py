@@ -8,19 +8,16 @@ deletes the namespace, which also deletes every device still in it."""
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import os
 import select
 import socket
-import struct
 import subprocess
 from itertools import count
 from typing import Self
 
+from fastl2tp.runtime.tun import open_tun as runtime_open_tun
+
 CLONE_NEWNET = 0x40000000
-TUNSETIFF = 0x400454CA
-IFF_TUN = 0x0001
-IFF_NO_PI = 0x1000
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
 ETH_P_IPV6 = 0x86DD
@@ -89,15 +86,9 @@ class NetNS:
 
 
 def open_tun(name: str) -> int:
-    """Create TUN device ``name`` (IFF_TUN | IFF_NO_PI, non-blocking fd) in the thread's namespace; the
-    device goes away when the fd is closed."""
-    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
-    try:
-        fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH22x", name.encode(), IFF_TUN | IFF_NO_PI))
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    """Create TUN device ``name`` in the thread's namespace (fastl2tp.runtime.tun.open_tun) and return its
+    non-blocking fd; the device goes away when the fd is closed."""
+    return runtime_open_tun(name).fd
 
 
 class Tap:

@@ -209,14 +209,11 @@ def _display(name: bytes) -> str:
     return name.decode("utf-8", errors="backslashreplace")
 
 
-@dataclass(frozen=True, slots=True)
-class VerifyRequest(AuthEvent):
-    """Server role: check these credentials for ``name`` and answer ``complete(request_id, ...)``."""
+class _Named:
+    """``username`` for the events that carry a peer ``name``."""
 
-    request_id: int
-    method: AuthMethod
+    __slots__ = ()
     name: bytes
-    credentials: Credentials
 
     @property
     def username(self) -> str:
@@ -225,30 +222,32 @@ class VerifyRequest(AuthEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class AuthSucceeded(AuthEvent):
+class VerifyRequest(AuthEvent, _Named):
+    """Server role: check these credentials for ``name`` and answer ``complete(request_id, ...)``."""
+
+    request_id: int
+    method: AuthMethod
+    name: bytes
+    credentials: Credentials
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSucceeded(AuthEvent, _Named):
     """Both roles. ``decision.keys`` holds the MPPE key material; ``decision.attributes`` what was granted."""
 
     method: AuthMethod
     name: bytes
     decision: AuthDecision
 
-    @property
-    def username(self) -> str:
-        return _display(self.name)
-
 
 @dataclass(frozen=True, slots=True)
-class AuthFailed(AuthEvent):
+class AuthFailed(AuthEvent, _Named):
     """Both roles; the link should now be terminated. ``error_code`` is the MS-CHAP E= code if any."""
 
     method: AuthMethod
     name: bytes
     reason: str
     error_code: int | None = None
-
-    @property
-    def username(self) -> str:
-        return _display(self.name)
 
 
 class AuthState(enum.Enum):
