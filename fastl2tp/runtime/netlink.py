@@ -55,6 +55,9 @@ from ..errors import FastL2tpError, LocalUsageError
 from .tun import TunDevice, open_tun
 
 log = logging.getLogger(__name__)
+# pyroute2 sets its logger to level 0 on import and then logs every netlink message at debug level:
+# thousands of lines per session in a daemon's debug log, which says what we changed in its own words
+logging.getLogger("pyroute2").setLevel(logging.INFO)
 
 __all__ = [
     "IFALIAS_FASTL2TP",
@@ -180,6 +183,7 @@ class Netlink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ipr: AsyncIPRoute | None = None
+        self._lock: asyncio.Lock | None = None
         # host routes to L2TP servers we added, with how many default routes rely on each
         self._host_routes: dict[HostRoute, int] = {}
 
@@ -245,10 +249,17 @@ class Netlink:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
 
     def _op(self, fn: Callable[[AsyncIPRoute], Awaitable[T]]) -> Awaitable[T]:
+        """Run one whole operation on the netlink thread, one at a time: sessions come up together,
+        each with its own task, and they share one socket, on which the kernel answers a second dump
+        while one is in flight with EBUSY (and pyroute2 does not queue requests)."""
+
         async def body() -> T:
             if self._ipr is None:
                 raise LocalUsageError("Netlink used before open() or after close()")
-            return await fn(self._ipr)
+            if self._lock is None:
+                self._lock = asyncio.Lock()  # created, and only ever used, on the netlink thread's loop
+            async with self._lock:
+                return await fn(self._ipr)
 
         return self._run(body())
 
@@ -268,7 +279,7 @@ class Netlink:
         """Set the ``fastl2tp`` alias on a link so that ``cleanup_leftovers`` knows it is ours."""
 
         async def fn(ipr: AsyncIPRoute) -> None:
-            index = await _index(ipr, "mark_link", ifname)
+            index = _index_of("mark_link", ifname)
             await _call("mark_link", ifname, ipr.link("set", index=index, ifalias=IFALIAS_FASTL2TP))
 
         await self._op(fn)
@@ -297,20 +308,27 @@ class Netlink:
 
     # --- addresses -----------------------------------------------------------------------------
 
-    async def configure_ptp(self, ifname: str, local: IPv4Address, peer: IPv4Address, mtu: int) -> None:
-        """``ip addr add LOCAL peer PEER/32 dev IF; ip link set IF mtu MTU alias fastl2tp up``.
+    async def configure_ptp(self, ifname: str, local: IPv4Address, peer: IPv4Address, mtu: int, *,
+                            previous: tuple[IPv4Address, IPv4Address] | None = None) -> None:
+        """``ip link set IF mtu MTU alias fastl2tp up; ip addr add LOCAL peer PEER/32 dev IF``.
 
-        Declarative: other IPv4 addresses on the link (from an earlier IPCP round) are removed.
-        The kernel adds the route to PEER/32 itself (proto kernel).
+        ``previous`` is the (local, peer) pair an earlier IPCP round put on the link: it is removed
+        when it differs. The kernel adds the route to PEER/32 itself (proto kernel). Two requests
+        and no dump, whatever the number of sessions: this runs once per session that comes up.
         """
         local, peer = IPv4Address(local), IPv4Address(peer)
         if not MIN_MTU <= mtu <= MAX_MTU:
             raise LocalUsageError(f"configure_ptp {ifname}: MTU {mtu} outside {MIN_MTU}..{MAX_MTU}")
+        old = None if previous is None else (IPv4Address(previous[0]), IPv4Address(previous[1]))
 
         async def fn(ipr: AsyncIPRoute) -> None:
             op = "configure_ptp"
-            index = await _index(ipr, op, ifname)
-            await _call(op, ifname, ipr.link("set", index=index, mtu=int(mtu), ifalias=IFALIAS_FASTL2TP))
+            index = _index_of(op, ifname)
+            await _call(op, ifname, ipr.link("set", index=index, mtu=int(mtu), ifalias=IFALIAS_FASTL2TP,
+                                             state="up"))
+            if old is not None and old != (local, peer):
+                await _call(op, ifname, ipr.addr("del", index=index, family=socket.AF_INET, local=str(old[0]),
+                                                 address=str(old[1]), prefixlen=32), ok=GONE)
             await _call(
                 op,
                 ifname,
@@ -318,16 +336,6 @@ class Netlink:
                          prefixlen=32),
                 ok={errno.EEXIST},
             )
-            async for a in await ipr.addr("dump", family=socket.AF_INET, index=index):
-                if (a.get("local"), a.get("address"), a["prefixlen"]) != (str(local), str(peer), 32):
-                    await _call(
-                        op,
-                        ifname,
-                        ipr.addr("del", index=index, family=socket.AF_INET, local=a.get("local"),
-                                 address=a.get("address"), prefixlen=a["prefixlen"]),
-                        ok=GONE,
-                    )
-            await _call(op, ifname, ipr.link("set", index=index, state="up"))
 
         await self._op(fn)
 
@@ -341,7 +349,7 @@ class Netlink:
 
         async def fn(ipr: AsyncIPRoute) -> None:
             op = "add_ipv6_link_local"
-            index = await _index(ipr, op, ifname)
+            index = _index_of(op, ifname)
             try:
                 await ipr.addr("add", index=index, family=socket.AF_INET6, local=str(local), address=str(peer),
                                prefixlen=128, flags=IFA_F_NODAD)
@@ -393,7 +401,7 @@ class Netlink:
 
         async def fn(ipr: AsyncIPRoute) -> Gateway | None:
             best = None
-            async for r in await ipr.route("dump", family=family):
+            for r in await _dump("get_default_gateway", "default", ipr.route("dump", family=family)):
                 if (r["dst_len"] != 0 or r.get("table") != MAIN_TABLE or r["type"] != RTN_UNICAST
                         or r["proto"] == RTPROT_FASTL2TP or r.get("oif") is None):
                     continue
@@ -405,7 +413,7 @@ class Netlink:
             metric, r = best
             gw = r.get("gateway")
             index = r.get("oif")
-            link = (await ipr.link("get", index=index))[0]
+            link = (await _call("get_default_gateway", f"link {index}", ipr.link("get", index=index)))[0]
             return Gateway(None if gw is None else ip_address(gw), link.get("ifname"), index, metric)
 
         return await self._op(fn)
@@ -494,7 +502,7 @@ class Netlink:
         async def fn(ipr: AsyncIPRoute) -> Leftovers:
             done = Leftovers()
             for family in (socket.AF_INET, socket.AF_INET6):
-                ours = [r async for r in await ipr.route("dump", family=family)
+                ours = [r for r in await _dump("cleanup_leftovers", "routes", ipr.route("dump", family=family))
                         if r["proto"] == RTPROT_FASTL2TP]
                 for r in ours:
                     text = f"{r.get('dst') or 'default'}/{r['dst_len']} table {r.get('table')}"
@@ -511,7 +519,7 @@ class Netlink:
                             raise NetlinkOpError("cleanup_leftovers", f"route {text}", _code(e)) from None
                         continue
                     done.routes.append(text)
-            links = [(l["index"], l.get("ifname")) async for l in await ipr.link("dump")
+            links = [(l["index"], l.get("ifname")) for l in await _dump("cleanup_leftovers", "links", ipr.link("dump"))
                      if l.get("ifalias") == IFALIAS_FASTL2TP]
             for index, name in links:
                 try:
@@ -542,12 +550,20 @@ async def _call(op: str, target: str, request: Awaitable[T], ok: frozenset[int] 
         raise NetlinkOpError(op, target, _code(e)) from None
 
 
-async def _index(ipr: AsyncIPRoute, op: str, ifname: str) -> int:
+async def _dump(op: str, target: str, request: Awaitable[Any]) -> list[Any]:
+    """Read a whole pyroute2 dump; errors become a NetlinkOpError like those of ``_call``."""
     try:
-        return (await ipr.link("get", ifname=ifname))[0]["index"]
+        return [m async for m in await request]
     except NL_ERRORS as e:
-        detail = "no such interface" if _code(e) == errno.ENODEV else ""
-        raise NetlinkOpError(op, ifname, _code(e), detail) from None
+        raise NetlinkOpError(op, target, _code(e)) from None
+
+
+def _index_of(op: str, ifname: str) -> int:
+    """The interface index by name: an ioctl, in the namespace of the netlink thread (= the daemon's)."""
+    try:
+        return socket.if_nametoindex(ifname)
+    except OSError:
+        raise NetlinkOpError(op, ifname, errno.ENODEV, "no such interface") from None
 
 
 def _route_spec(dst: IPNetwork, gw: IPAddress | None, oif: int | None, metric: int, table: int
@@ -575,7 +591,7 @@ async def _add_route(ipr: AsyncIPRoute, op: str, text: str, dst: IPNetwork, gw: 
     if gw is None and ifname is None and oif is None:
         raise LocalUsageError(f"{op} {text}: needs a gateway or an interface")
     if ifname is not None:
-        oif = await _index(ipr, op, ifname)
+        oif = _index_of(op, ifname)
     spec = _route_spec(dst, gw, oif, metric, table)
     try:
         await ipr.route("add", **spec)
@@ -585,7 +601,7 @@ async def _add_route(ipr: AsyncIPRoute, op: str, text: str, dst: IPNetwork, gw: 
             raise NetlinkOpError(op, text, _code(e)) from None
     # EEXIST: success if the route in the kernel is this very route of ours
     want_metric = metric or (IP6_RT_PRIO_USER if dst.version == 6 else 0)
-    async for r in await ipr.route("dump", family=spec["family"]):
+    for r in await _dump(op, text, ipr.route("dump", family=spec["family"])):
         if (r["dst_len"] == dst.prefixlen and r.get("table") == table
                 and (r.get("dst") or str(dst.network_address)) == str(dst.network_address)
                 and (r.get("priority") or 0) == want_metric and r["proto"] == RTPROT_FASTL2TP

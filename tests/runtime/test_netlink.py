@@ -75,7 +75,8 @@ async def _ptp(nl: Netlink) -> dict:
             "routes": ip_json("-4", "route", "show", "dev", dev.name),
         }
         # IPCP came up again with other addresses: the old ones go
-        await nl.configure_ptp(dev.name, IPv4Address("10.9.0.2"), IPv4Address("10.9.0.1"), 1400)
+        await nl.configure_ptp(dev.name, IPv4Address("10.9.0.2"), IPv4Address("10.9.0.1"), 1400,
+                               previous=(LOCAL, PEER))
         second = {
             "link": ip_json("link", "show", "dev", dev.name)[0],
             "addr": ip_json("-4", "addr", "show", "dev", dev.name)[0]["addr_info"],
@@ -350,6 +351,33 @@ def test_errors_name_the_operation_and_interface_without_a_traceback(netns):
                     "add_ipv6_link_local small0: no IPv6 on this link (disabled, or MTU below 1280) (EINVAL)", True)
     assert r[3][1] == errno.ENODEV and r[3][2].startswith("add_ipv6_link_local nosuch0: ")
     assert r[4] == ("LocalUsageError", None, "configure_ptp small0: MTU 10 outside 68..65535", True)
+
+
+# --- many sessions at once -------------------------------------------------------------------------
+
+
+async def _concurrent(nl: Netlink, n: int) -> list:
+    devs = [await nl.create_tun(f"l2tp-c{i}") for i in range(n)]
+    try:
+        # as the daemon does when many sessions come up together: every setup is its own task, all
+        # on the one netlink socket (two dumps in flight at once on one socket get EBUSY from the kernel)
+        results = await asyncio.gather(*(nl.configure_ptp(d.name, IPv4Address("10.9.0.1"),
+                                                          IPv4Address(f"10.9.1.{i + 1}"), 1450)
+                                         for i, d in enumerate(devs)), return_exceptions=True)
+        addrs = {li["ifname"]: [(a["local"], a["address"]) for a in li["addr_info"]]
+                 for li in ip_json("-4", "addr", "show") if li["ifname"].startswith("l2tp-c")}
+        return [[repr(r) for r in results if r is not None], addrs]
+    finally:
+        for d in devs:
+            d.close()
+
+
+def test_concurrent_operations_on_one_socket_all_succeed(netns):
+    ns = netns.new("conc")
+    n = 40
+    errors, addrs = ns.call(on_uvloop, _concurrent, n)
+    assert errors == []
+    assert addrs == {f"l2tp-c{i}": [("10.9.0.1", f"10.9.1.{i + 1}")] for i in range(n)}
 
 
 # --- the same adapter on plain asyncio ------------------------------------------------------------------
