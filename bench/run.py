@@ -175,14 +175,15 @@ def main(argv: list[str] | None = None) -> int:
         (tmp / "remote.toml").write_text(client_cfg)
         if args.mppe == "none":
             daemon = [sys.executable, "-m", "fastl2tp.daemon", "--log-level", "warning", "-c"]
-            lns = ns.popen(ns.home, daemon + [str(tmp / "home.toml")])
-            lac = ns.popen(ns.remote, daemon + [str(tmp / "remote.toml")])
+            lns = ns.popen(ns.home, daemon + [str(tmp / "home.toml"), "--socket", str(tmp / "home.sock")])
+            lac = ns.popen(ns.remote, daemon + [str(tmp / "remote.toml"), "--socket", str(tmp / "remote.sock")])
         else:  # info logs to files: they name the encoding each session got
             daemon = [sys.executable, "-m", "fastl2tp.daemon", "--log-level", "info", "-c"]
             logs = {side: open(tmp / f"{side}.log", "w") for side in ("home", "remote")}
-            lns = ns.popen(ns.home, daemon + [str(tmp / "home.toml")], stdout=logs["home"], stderr=logs["home"])
-            lac = ns.popen(ns.remote, daemon + [str(tmp / "remote.toml")], stdout=logs["remote"],
-                           stderr=logs["remote"])
+            lns = ns.popen(ns.home, daemon + [str(tmp / "home.toml"), "--socket", str(tmp / "home.sock")],
+                           stdout=logs["home"], stderr=logs["home"])
+            lac = ns.popen(ns.remote, daemon + [str(tmp / "remote.toml"), "--socket", str(tmp / "remote.sock")],
+                           stdout=logs["remote"], stderr=logs["remote"])
         for i in range(1, args.sessions + 1):
             _wait(lambda i=i: (ns.link(ns.remote, f"l2tp-out{i}") or {}).get("local"), 60, f"tunnel {i}")
         if args.mppe != "none":

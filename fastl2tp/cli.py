@@ -1,13 +1,19 @@
 """``fastl2tp``: the command-line tool.
 
-Commands so far:
   fastl2tp demo [--iperf-seconds N] the manual's Router-to-Router example in two network namespaces (root)
   fastl2tp selftest [--sessions N]   start an LNS and a LAC daemon on loopback, bring a tunnel with N
                                      sessions up and down, and report what happened (exit 0 on success)
   fastl2tp check-config FILE        validate a configuration file (exit 0 when it is good)
   fastl2tp version
-The RouterOS-style menus (print, monitor, add, set) talk to a running daemon through its control socket
-and arrive with the management work; the CLI never imports the runtime.
+  fastl2tp [--socket PATH] [--json] MENU... COMMAND [ITEMS] [property=value ...]
+                                    RouterOS menus against a running fastl2tpd, e.g.
+                                    ``fastl2tp ppp secret add name=ex password=lkjrht``,
+                                    ``fastl2tp interface l2tp-client monitor l2tp-out1 once``
+  fastl2tp export [show-sensitive]  the running configuration as commands
+  fastl2tp import FILE              run the commands of a file (an export) one by one
+  fastl2tp                          the interactive console (commands from stdin when it is no terminal)
+
+The menus talk to the daemon through its control socket (docs/api.md); the CLI never imports the runtime.
 """
 
 from __future__ import annotations
@@ -109,7 +115,105 @@ def _session_count(text: str) -> int:
     return n
 
 
+LOCAL_COMMANDS = ("demo", "selftest", "check-config", "version")
+USAGE = """usage: fastl2tp [--socket PATH] [--json] MENU... COMMAND [ITEMS] [property=value ...]
+       fastl2tp export [show-sensitive] | import FILE | check-config FILE | demo | selftest | version
+       fastl2tp                (interactive console)
+menus: interface l2tp-server [server], interface l2tp-client, ppp secret|profile|l2tp-secret|aaa|active,
+       ip pool, radius [incoming], fastl2tp daemon|metrics
+commands: print [detail|stats], add, set, remove, enable, disable, monitor [once], export"""
+
+
+def _die(text: str, code: int = 1) -> int:
+    print(f"fastl2tp: {text}", file=sys.stderr)
+    return code
+
+
+def _run_lines(console, lines, source: str) -> int:
+    from .console import UsageError
+    from .ctl.protocol import CtlError
+
+    for n, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            console.run_line(line)
+        except (UsageError, CtlError) as exc:
+            return _die(f"{source}:{n}: {exc}")
+    return 0
+
+
+def manage(words: list[str], socket_path: str, json_output: bool) -> int:
+    """A RouterOS-style command, ``import FILE``, or the console, against the daemon."""
+    from .console import Console, CtlClient, UsageError, parse
+    from .ctl.protocol import CtlError, Request
+
+    client = CtlClient(socket_path)
+    console = Console(client, json_output=json_output)
+    try:
+        if words and words[0] == "import":
+            if len(words) != 2:
+                return _die("usage: fastl2tp import FILE", 2)
+            try:
+                with open(words[1], encoding="utf-8") as fh:
+                    lines = fh.read().splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                return _die(f"{words[1]}: cannot read ({getattr(exc, 'strerror', None) or exc})")
+            return _run_lines(console, lines, words[1])
+        if words:
+            return console.run(parse("/", words))
+        if not sys.stdin.isatty():
+            return _run_lines(console, sys.stdin.read().splitlines(), "stdin")
+        try:
+            host = client.request(Request("hello")).get("host", "fastl2tp")
+        except CtlError as exc:
+            return _die(str(exc))
+        return console.interact(host)
+    except UsageError as exc:
+        return _die(str(exc), 2)
+    except CtlError as exc:
+        return _die(str(exc))
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        client.close()
+
+
 def main(argv: list[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    socket_path = os.environ.get("FASTL2TP_SOCKET", "")
+    json_output = False
+    words: list[str] = []
+    i = 0
+    while i < len(args_in):
+        a = args_in[i]
+        if a == "--socket" or a.startswith("--socket="):
+            if "=" in a:
+                socket_path = a.split("=", 1)[1]
+            elif i + 1 < len(args_in):
+                i += 1
+                socket_path = args_in[i]
+            else:
+                return _die("--socket needs a path", 2)
+        elif a == "--json":
+            json_output = True
+        elif a in ("-h", "--help") and not words:
+            print(USAGE)
+            return 0
+        elif a == "--version":
+            print(__version__)
+            return 0
+        else:
+            words.append(a)
+        i += 1
+    if not words or words[0] not in LOCAL_COMMANDS:
+        from .console import DEFAULT_SOCKET
+
+        return manage(words, socket_path or DEFAULT_SOCKET, json_output)
+    return local(words)
+
+
+def local(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="fastl2tp", description="fastl2tp command-line tool")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     dm = sub.add_parser("demo", help="run the manual's Router-to-Router example in two namespaces (root)")

@@ -84,6 +84,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--receive-window", type=int, default=4)
     p.add_argument("--per-tunnel-port", action="store_true", help="LNS: answer each tunnel from its own port")
     p.add_argument("--events-json", action="store_true", help="print tunnel/session events as JSON lines")
+    p.add_argument("--socket", default=None, metavar="PATH",
+                   help="control socket (default: [daemon] socket, /run/fastl2tp/fastl2tpd.sock)")
     p.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
                    help="overrides [daemon] log-level (default info)")
     return p
@@ -170,10 +172,10 @@ async def run(args: argparse.Namespace) -> int:
     return state["rc"]
 
 
-async def serve(config, path: str) -> int:
-    """Run a configured node until SIGTERM/SIGINT; SIGHUP reloads ``path``."""
-    from .config import load_file
-    from .errors import ConfigError, FastL2tpError
+async def serve(config, path: str, text: str, socket_path: str | None = None) -> int:
+    """Run a configured node until SIGTERM/SIGINT, with its control socket; SIGHUP reloads ``path``."""
+    from .errors import FastL2tpError
+    from .runtime.ctlserver import CtlServer
     from .runtime.netlink import Netlink
     from .runtime.node import Node
 
@@ -182,25 +184,25 @@ async def serve(config, path: str) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    def reload() -> None:
-        try:
-            new = load_file(path)
-        except ConfigError as exc:
-            log.error("reload refused, keeping the running configuration: %s", exc)
-            return
-        node.reload(new)
-
     async with Netlink() as netlink:
         node = Node(config, netlink)
-        loop.add_signal_handler(signal.SIGHUP, reload)
+        ctl = CtlServer(node, path, socket_path or config.daemon.socket, text)
+        loop.add_signal_handler(signal.SIGHUP, ctl.reload_file)
+        try:
+            await ctl.start()
+        except (OSError, FastL2tpError) as exc:
+            log.error("cannot start: %s (choose another with --socket or [daemon] socket)", exc)
+            return 1
         try:
             await node.start()
         except (OSError, FastL2tpError) as exc:
             log.error("cannot start: %s", exc)
             await node.stop()
+            await ctl.stop()
             return 1
         await stop.wait()
         log.info("stopping")
+        await ctl.stop()
         await node.stop()
     return 0
 
@@ -212,11 +214,16 @@ def main(argv: list[str] | None = None) -> int:
     config = None
     level = args.log_level or "info"
     if args.config is not None:
-        from .config import load_file
+        from .config import load_text
         from .errors import ConfigError
 
         try:
-            config = load_file(args.config)
+            try:
+                with open(args.config, encoding="utf-8") as fh:
+                    text = fh.read()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{args.config}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+            config = load_text(text)
         except ConfigError as exc:
             text = str(exc)
             where = "" if text.startswith(str(args.config)) else f"{args.config}: "
@@ -228,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvloop
 
     if config is not None:
-        return uvloop.run(serve(config, args.config))
+        return uvloop.run(serve(config, args.config, text, args.socket))
     return uvloop.run(run(args))
 
 

@@ -59,6 +59,19 @@ disabled = false
 """
 
 
+def _cli(sock: Path, *args: str) -> str:
+    """``fastl2tp --socket SOCK ARGS``: what an operator would type, and what it prints."""
+    r = subprocess.run([sys.executable, "-m", "fastl2tp", "--socket", str(sock), *args], capture_output=True,
+                       text=True, timeout=30)
+    if r.returncode != 0:
+        raise DemoError(f"fastl2tp {' '.join(args)}: {r.stderr.strip() or r.stdout.strip()}")
+    return r.stdout
+
+
+def _indent(text: str) -> str:
+    return "\n".join("        " + line for line in text.rstrip("\n").splitlines())
+
+
 class DemoError(Exception):
     pass
 
@@ -224,18 +237,21 @@ def run_demo(iperf_seconds: int = 5, out=sys.stdout) -> int:
         (tmp / "remote.toml").write_text(CLIENT_CONFIG)
         logs = {name: open(tmp / f"{name}.log", "w") for name in ("home", "remote")}
         daemon = [sys.executable, "-m", "fastl2tp.daemon", "-c"]
-        ns.popen(ns.home, daemon + [str(tmp / "home.toml")], stdout=logs["home"], stderr=logs["home"])
+        ns.popen(ns.home, daemon + [str(tmp / "home.toml"), "--socket", str(tmp / "home.sock")],
+                 stdout=logs["home"], stderr=logs["home"])
         time.sleep(0.3)
-        ns.popen(ns.remote, daemon + [str(tmp / "remote.toml")], stdout=logs["remote"], stderr=logs["remote"])
-        say("[RemoteOffice] interface l2tp-client monitor l2tp-out1")
-        say("        status: dialing")
+        ns.popen(ns.remote, daemon + [str(tmp / "remote.toml"), "--socket", str(tmp / "remote.sock")],
+                 stdout=logs["remote"], stderr=logs["remote"])
         t0 = time.monotonic()
-        info = _wait(lambda: (lambda i: i if i and i.get("local") else None)(ns.link(ns.remote, "l2tp-out1")),
-                     30, "the client interface")
-        say(f"        status: connected  (after {time.monotonic() - t0:.2f} s)")
-        say(f"           mtu: {info['mtu']}")
-        say(f" local-address: {info['local']}")
-        say(f"remote-address: {info['remote']}")
+        _wait(lambda: (lambda i: i if i and i.get("local") else None)(ns.link(ns.remote, "l2tp-out1")),
+              30, "the client interface")
+        up_after = time.monotonic() - t0
+        # the real CLI, through the client daemon's control socket
+        monitor = _wait(lambda: (lambda out: out if "status: connected" in out else None)(
+            _cli(tmp / "remote.sock", "interface", "l2tp-client", "monitor", "l2tp-out1", "once")), 10,
+            "monitor to say connected")
+        say(f"[RemoteOffice] interface l2tp-client monitor l2tp-out1   (up after {up_after:.2f} s)")
+        say(_indent(monitor))
         server = _wait(lambda: (lambda i: i if i and i.get("local") else None)(ns.link(ns.home, "l2tp-in1")), 10,
                        "the server interface")
         say(f"[HomeOffice]   l2tp-in1 up: {server['local']} <-> {server['remote']} "
@@ -250,6 +266,10 @@ def run_demo(iperf_seconds: int = 5, out=sys.stdout) -> int:
             say(f"[RemoteOffice] iperf3 to 10.0.103.1 through the tunnel: {result}")
         elif iperf_seconds > 0:
             say("iperf3 is not installed: throughput run skipped (Debian: apt-get install iperf3)")
+        say("[HomeOffice]   interface l2tp-server print")
+        say(_indent(_cli(tmp / "home.sock", "interface", "l2tp-server", "print")))
+        say("[HomeOffice]   ppp active print stats")
+        say(_indent(_cli(tmp / "home.sock", "ppp", "active", "print", "stats")))
         say("demo finished: stopping the daemons and removing the namespaces")
         return 0
     except DemoError as exc:

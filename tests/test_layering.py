@@ -12,14 +12,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "fastl2tp"
-PURE = ["wire", "control", "ppp", "config"]
+PURE = ["wire", "control", "ppp", "config", "ctl"]
 NO_IO = {"asyncio", "socket", "time", "os", "pyroute2", "threading", "subprocess", "selectors", "uvloop", "random"}
 # package -> fastl2tp subpackages it must not import
 FORBIDDEN_INTERNAL = {
     "wire": {"control", "ppp", "runtime", "daemon", "cli", "config"},
     "control": {"ppp", "runtime", "daemon", "cli"},
     "ppp": {"control", "runtime", "daemon", "cli"},
-    "config": {"control", "ppp", "runtime", "daemon", "cli"},
+    "config": {"control", "ppp", "runtime", "daemon", "cli", "ctl", "console"},
+    "ctl": {"control", "ppp", "runtime", "daemon", "cli", "console"},
 }
 
 
@@ -57,8 +58,9 @@ def test_pure_modules_do_no_io_and_import_one_way(pkg, path):
             assert sub not in FORBIDDEN_INTERNAL[pkg], f"{path.relative_to(ROOT)}:{line} imports {mod}"
 
 
-def test_cli_does_not_import_the_runtime():
-    for mod, line in imports_of(PKG / "cli.py"):
+@pytest.mark.parametrize("name", ["cli.py", "console.py"])
+def test_cli_does_not_import_the_runtime(name):
+    for mod, line in imports_of(PKG / name):
         assert not mod.startswith(("fastl2tp.runtime", "fastl2tp.control", "fastl2tp.ppp")), (mod, line)
 
 

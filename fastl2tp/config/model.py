@@ -14,6 +14,7 @@ A RouterOS property becomes an attribute by mapping ``-`` to ``_`` (``keepalive-
     [[radius]]                /radius                           Config.radius
     [radius-incoming]         /radius incoming                  Config.radius_incoming
     [daemon]                  (fastl2tp only)                   Config.daemon
+    [metrics]                 (fastl2tp only)                   Config.metrics
 
 (``/radius incoming`` is ``[radius-incoming]`` because TOML cannot hold both ``[[radius]]`` and a
 ``[radius.incoming]`` table.)
@@ -54,6 +55,7 @@ __all__ = [
     "L2tpServerInterface",
     "L2tpServerMenu",
     "LogLevel",
+    "Metrics",
     "MppeStateful",
     "Pool",
     "PppMenu",
@@ -372,6 +374,15 @@ class Daemon:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Metrics:
+    """``[metrics]``: the Prometheus endpoint (no RouterOS equivalent). Off unless ``listen`` is set,
+    because it publishes user names and traffic to whoever can reach the port."""
+
+    listen: str | None = _k(v.OptHostPort(), None,
+                            'serve /metrics on this address:port ("127.0.0.1:9117", "[::1]:9117"); unset = off')
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """The whole configuration. ``Config()`` is the empty one: nothing enabled, the built-in profiles."""
 
@@ -382,3 +393,4 @@ class Config:
     radius: tuple[RadiusServer, ...] = _array(RadiusServer)
     radius_incoming: RadiusIncoming = _table(RadiusIncoming)
     daemon: Daemon = _table(Daemon)
+    metrics: Metrics = _table(Metrics)

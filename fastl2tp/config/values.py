@@ -198,6 +198,49 @@ def parse_prefix(raw: Any, *, v4_only: bool = False) -> IPNetwork:
     raise BadValue(f"{show(raw)} is not {what}")
 
 
+
+_HOST_PORT_FORM = '"address:port" (like "127.0.0.1:9117" or "[::1]:9117")'
+
+
+def parse_host_port(raw: Any) -> tuple[IPAddress, int]:
+    """``"127.0.0.1:9117"``, ``"[::1]:9117"`` or ``"[fe80::1%eth0]:9117"``: an IP address (IPv6 in
+    brackets, so the port cannot be mistaken for a group) and a port 1..65535. Host names are refused:
+    a listening address must not depend on name resolution at start."""
+    if not isinstance(raw, str):
+        raise BadValue(f"{show(raw)} is not {_HOST_PORT_FORM}")
+    text = raw.strip()
+    bracketed = text.startswith("[")
+    if bracketed:
+        host, close, rest = text[1:].partition("]")
+        sep, port = rest[:1], rest[1:]
+        if not close or sep != ":":
+            raise BadValue(f"{show(raw)} is not {_HOST_PORT_FORM}")
+    else:
+        host, sep, port = text.rpartition(":")
+    if not sep or not host or not port:
+        raise BadValue(f"{show(raw)} is not {_HOST_PORT_FORM}")
+    if bracketed:
+        try:
+            address: IPAddress = IPv6Address(host)
+        except ValueError:
+            raise BadValue(f"{show(raw)}: {show(host)} is not an IPv6 address") from None
+    elif ":" in host:
+        raise BadValue(f"{show(raw)}: write an IPv6 address in brackets, like \"[::1]:9117\"")
+    else:
+        try:
+            address = IPv4Address(host)
+        except ValueError:
+            raise BadValue(f"{show(raw)}: {show(host)} is not an IPv4 address"
+                           " (or an IPv6 address in brackets)") from None
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        raise BadValue(f"{show(raw)}: port {show(port)} is not an integer 1..65535")
+    return address, int(port)
+
+
+def format_host_port(address: IPAddress, port: int) -> str:
+    """The canonical ``address:port`` text (IPv6 in brackets); ``parse_host_port`` inverts it."""
+    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
+
 # --- routes (ppp secret routes=) ------------------------------------------------------------------
 
 
@@ -730,6 +773,22 @@ class OptIP(Kind["IPAddress | None"]):
     def dump(self, value: IPAddress | None) -> Any:
         return "" if value is None else str(value)
 
+
+
+class OptHostPort(Kind["str | None"]):
+    """A listening address and port, ``"127.0.0.1:9117"`` or ``"[::1]:9117"``, kept as canonical text;
+    empty means unset (off)."""
+
+    type_name = "address:port"
+    form = _HOST_PORT_FORM + ' or "" (off)'
+
+    def parse(self, raw: Any) -> str | None:
+        if isinstance(raw, str) and not raw.strip():
+            return None
+        return format_host_port(*parse_host_port(raw))
+
+    def dump(self, value: str | None) -> Any:
+        return "" if value is None else value
 
 class IPv4List(Kind["tuple[IPv4Address, ...]"]):
     """Up to ``limit`` IPv4 addresses: ``"8.8.8.8,1.1.1.1"`` or an array (dns-server, wins-server)."""

@@ -13,7 +13,7 @@ mod 2^16, lies in 1..32767.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..wire.avp import Avp, ControlMessage
 
@@ -35,6 +35,17 @@ def seq_le(a: int, b: int) -> bool:
     return a == b or seq_lt(a, b)
 
 
+@dataclass(slots=True)
+class TransportCounters:
+    """Running totals shared by every transport made from one ``TransportConfig`` (the daemon's metrics).
+
+    Per-tunnel counts (``Transport.stats``) vanish with their tunnel; these do not, so a counter stays
+    monotonic even for tunnels that came and went between two reads, and reading it costs nothing.
+    """
+
+    retransmits: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class TransportConfig:
     """Knobs of the reliable transport. Defaults follow xl2tpd/go-l2tp and RFC 2661 Appendix A."""
@@ -44,6 +55,8 @@ class TransportConfig:
     retransmit_max_s: float = 8.0  # backoff doubles up to this cap (§5.8: at least 8 s)
     max_retries: int = 5  # retransmissions of one message before the tunnel is declared dead
     ack_delay_s: float = 0.1  # wait this long for a reply to piggyback an ack on, then send a ZLB
+    # where every transport of this config also counts its retransmissions; not a setting (not compared)
+    counters: TransportCounters | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not 1 <= self.receive_window <= 0x7FFF:
@@ -215,6 +228,8 @@ class Transport:
             p.retries += 1
             p.deadline = now + self._rto(p.retries)
             self.stats["retransmits"] += 1
+            if self.config.counters is not None:
+                self.config.counters.retransmits += 1
             self.ssthresh = max(self.cwnd / 2, 1.0)
             self.cwnd = 1.0
             self._emit(p)

@@ -537,7 +537,7 @@ class PppLink:
             self._peer_name = ev.username
             self._events.append(AuthRequested(ev))
         elif isinstance(ev, AuthSucceeded):
-            self._log.info("authenticated (%s): user=%s method=%s", role.value, ev.username, ev.method.value)
+            self._log.debug("authenticated (%s): user=%s method=%s", role.value, ev.username, ev.method.value)
             self.auth_decision = ev.decision
             self._auth_method = ev.method
             if ev.decision.keys is not None:

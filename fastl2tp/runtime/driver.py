@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from ..control import events as ev
 from ..control.endpoint import Endpoint
+from ..control.tunnel import Role as TunnelRole
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class ControlDriver:
         self.on_data = on_data
         self.per_tunnel_port = per_tunnel_port
         self._tunnel_socks: dict[int, socket.socket] = {}
+        # a separate socket for the tunnels peers open to us (LNS role), when set
+        self.lns_sock: socket.socket | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.stats = {"send_errors": 0, "data_ignored": 0}
@@ -115,6 +118,10 @@ class ControlDriver:
 
     def _sock_for(self, tunnel_id: int) -> socket.socket:
         if not self.per_tunnel_port:
+            if self.lns_sock is not None:
+                t = self.endpoint.tunnels.get(tunnel_id)
+                if t is not None and t.role is TunnelRole.LNS:
+                    return self.lns_sock
             return self.sock
         s = self._tunnel_socks.get(tunnel_id)
         if s is None:

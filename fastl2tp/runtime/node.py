@@ -28,6 +28,7 @@ from .. import config as cfg
 from .._dp import DataPlane
 from ..control import events as ev
 from ..control.endpoint import Endpoint, EndpointConfig, TunnelSecret
+from ..control.transport import TransportConfig
 from ..control.tunnel import Role as TunnelRole
 from ..control.tunnel import TunnelConfig
 from ..errors import FastL2tpError
@@ -51,6 +52,7 @@ from ..ppp.lcp import LcpConfig
 from ..ppp.link import ADMINISTRATIVE, LinkConfig, PppLink
 from ..wire.avp import CDNResult, ErrorCode, ResultCode, StopCCNResult
 from .driver import ControlDriver, open_udp
+from .metrics import MetricsServer, NodeCounters, start_metrics
 from .netlink import Netlink
 from .tun import TunDevice, linux_ifname, open_tun
 
@@ -78,6 +80,24 @@ def _grow_buffers(sock: socket.socket) -> None:
                 log.debug("cannot grow the UDP socket buffer: %s", exc)
 
 
+class SessionLog(logging.LoggerAdapter):
+    """Log lines of one session, with its context in front: ``tunnel=7 session=12 user=ex: ...``, and
+    the same as record attributes (``tunnel``, ``session``, ``user``) for structured handlers. The
+    user is filled in once known (``set_user``). Never pass a password or key to it."""
+
+    def __init__(self, logger: logging.Logger, tunnel_id: int, session_id: int) -> None:
+        super().__init__(logger, {"tunnel": tunnel_id, "session": session_id, "user": ""})
+
+    def set_user(self, user: str) -> None:
+        self.extra["user"] = user  # type: ignore[index]
+
+    def process(self, msg, kwargs):
+        x = self.extra
+        head = f"tunnel={x['tunnel']} session={x['session']}" + (f" user={x['user']}" if x["user"] else "")
+        kwargs["extra"] = {**x, **kwargs.get("extra", {})}
+        return f"{head.replace('%', '%%')}: {msg}", kwargs
+
+
 @dataclass(eq=False)
 class Session:
     """One L2TP session and its PPP link, as the runtime sees it."""
@@ -86,6 +106,7 @@ class Session:
     session_id: int
     peer: tuple[str, int]
     link: PppLink
+    log: SessionLog
     client: Client | None = None  # set for sessions we dialed
     user: str = ""
     calling_number: str = ""
@@ -110,6 +131,7 @@ class Session:
     configured: bool = False  # the interface has its addresses
     attached: bool = False  # the data plane moves IP between the interface and the session
     mtu: int = 0  # the interface's: the link's, less MPPE's 4 octets while MPPE may be used
+    mru: int = 0  # the largest packet the peer may send us
     link_mtu: int = 0
     mppe_refused: bool = False
     resync_timer: asyncio.TimerHandle | None = None
@@ -117,6 +139,7 @@ class Session:
     host_route: object | None = None
     default_route: object | None = None
     setup: asyncio.Task | None = None
+    l2tp_up_at: float = 0.0  # loop time of the L2TP SessionUp: where the set-up latency starts
 
     @property
     def key(self) -> tuple[int, int]:
@@ -151,8 +174,13 @@ class Node:
         self.driver: ControlDriver | None = None
         self.sock: socket.socket | None = None
         self._sock_index = -1
+        # the server's own socket when the server was enabled while running (clients keep self.sock)
+        self.server_sock: socket.socket | None = None
+        self._server_sock_index = -1
         self._ifnames: set[str] = set()
         self.stopping = False
+        self.counters = NodeCounters()  # what the metrics cannot read from the state at scrape time
+        self.metrics_server: MetricsServer | None = None
 
     # --- start and stop ------------------------------------------------------------------------------
 
@@ -160,7 +188,8 @@ class Node:
         server = self.config.l2tp_server.server
         secrets = tuple(TunnelSecret(s.address, s.secret.encode()) for s in self.config.ppp.l2tp_secret)
         return EndpointConfig(
-            tunnel=TunnelConfig(host_name=self.host_name.encode()[:64] or b"fastl2tp"),
+            tunnel=TunnelConfig(host_name=self.host_name.encode()[:64] or b"fastl2tp",
+                                transport=TransportConfig(counters=self.counters.transport)),
             accept_tunnels=server.enabled,
             secrets=secrets,
         )
@@ -178,7 +207,7 @@ class Node:
         self._sock_index = self.dp.add_socket(self.sock.fileno())
         endpoint = Endpoint(self._endpoint_config())
         self.driver = ControlDriver(endpoint, self.sock, self._on_l2tp_event, self.loop, read_socket=False)
-        self.loop.add_reader(self.sock.fileno(), self._udp_readable)
+        self.loop.add_reader(self.sock.fileno(), self._udp_readable, self._sock_index)
         where = "%s:%d" % self.driver.local_address
         log.info("L2TP %s on %s", "server listening" if server.enabled else "client socket", where)
         for c in self.clients:
@@ -186,6 +215,10 @@ class Node:
                 log.info("client %s is disabled (set disabled = false to dial)", c.conf.name)
             else:
                 self._dial(c)
+        listen = self.config.metrics.listen
+        if listen is not None:
+            self.metrics_server = await start_metrics(self, listen)
+            log.info("metrics on http://%s/metrics", listen)
 
     async def stop(self) -> None:
         """StopCCN to every peer, every interface and route removed."""
@@ -206,8 +239,15 @@ class Node:
             await self._teardown(s, "daemon stopping")
         if self.driver is not None:
             self.loop.remove_reader(self.sock.fileno())
+            if self.server_sock is not None:
+                self.loop.remove_reader(self.server_sock.fileno())
+                self.server_sock.close()
+                self.server_sock = None
             self.driver.close()
             self.driver = None
+        if self.metrics_server is not None:
+            await self.metrics_server.close()
+            self.metrics_server = None
 
     def now(self) -> float:
         return self.loop.time()
@@ -221,8 +261,12 @@ class Node:
         if self.driver is not None:
             self.driver.endpoint.config = self._endpoint_config()
         old_server, server = old.l2tp_server.server, config.l2tp_server.server
-        if (server.listen_address, server.port) != (old_server.listen_address, old_server.port):
+        if server.enabled and not old_server.enabled:
+            self._listen(server)
+        elif server.enabled and (server.listen_address, server.port) != (old_server.listen_address, old_server.port):
             log.warning("listen-address/port changes take effect at the next start")
+        if config.metrics != old.metrics:
+            log.warning("metrics.listen changes take effect at the next start")
         pools = cfg.IpPools.from_config(config)
         for s in self.sessions.values():
             for a in s.leases:
@@ -243,7 +287,8 @@ class Node:
         self.clients = []
         for conf in config.l2tp_client:
             c = old_clients.pop(conf.name, None)
-            if c is not None and c.conf == conf:
+            if c is not None and dataclasses.replace(c.conf, comment=conf.comment) == conf:
+                c.conf = conf  # the same connection (a new comment does not redial)
                 self.clients.append(c)
                 continue
             if c is not None:
@@ -257,6 +302,43 @@ class Node:
         if self.driver is not None:
             self.driver.flush()
         log.info("configuration reloaded")
+
+    def _listen(self, server: cfg.L2tpServer) -> None:
+        """The server was enabled while running: listen on its address and port. Tunnels we dialed
+        keep the socket they were dialed from; new server tunnels use the new one."""
+        if self.driver is None:
+            return
+        want = (str(server.listen_address), server.port)
+        if self.server_sock is not None:
+            if tuple(self.server_sock.getsockname()[:2]) == want:
+                return
+            self.loop.remove_reader(self.server_sock.fileno())
+            self.server_sock.close()
+            self.server_sock = None
+        if tuple(self.sock.getsockname()[:2]) == want:
+            return
+        try:
+            sock = open_udp(*want)
+        except OSError as exc:
+            log.error("L2TP server: cannot listen on %s:%d: %s", *want, exc.strerror or exc)
+            return
+        _grow_buffers(sock)
+        self.server_sock = sock
+        self._server_sock_index = self.dp.add_socket(sock.fileno())
+        self.driver.lns_sock = sock
+        self.loop.add_reader(sock.fileno(), self._udp_readable, self._server_sock_index)
+        log.info("L2TP server listening on %s:%d", *want)
+
+    def disconnect(self, key: tuple[int, int], reason: str = ADMINISTRATIVE) -> bool:
+        """End one session (``/ppp active remove``); False if there is no such session."""
+        s = self.sessions.get(key)
+        if s is None or s.closed:
+            return False
+        s.link.close(reason, self.now())
+        self._pump(s)
+        if self.driver is not None:
+            self.driver.flush()
+        return True
 
     def _hang_up(self, c: Client, reason: str) -> None:
         """Stop a client for good (no redial)."""
@@ -273,11 +355,11 @@ class Node:
 
     # --- packets from the data plane -------------------------------------------------------------------
 
-    def _udp_readable(self) -> None:
+    def _udp_readable(self, index: int) -> None:
         # The hot path: one recvmmsg burst in C. Python only looks at what the data plane punted
         # (control messages, PPP control frames), which is rare.
         try:
-            self.dp.rx_udp(self._sock_index)
+            self.dp.rx_udp(index)
         except OSError as exc:
             log.warning("receive error: %s", exc)
         if self.dp.punted:
@@ -335,6 +417,7 @@ class Node:
 
     def _session_up(self, e: ev.SessionUp) -> None:
         client = self._client_tunnels.get(e.tunnel_id)
+        slog = SessionLog(log, e.tunnel_id, e.session_id)
         if client is not None:
             c = client.conf
             params = cfg.effective_client(self.config, c)
@@ -343,7 +426,8 @@ class Node:
                 lcp=self._lcp_config(c.max_mru, c.max_mtu, c.keepalive_timeout), allow=c.allow,
                 username=c.user, password=c.password, auth_name=self.host_name,
                 ipcp=IpcpConfig(request_dns=False), use_ipv6=params.use_ipv6 is not cfg.UseIpv6.NO,
-                use_encryption=encryption, ccp=self._ccp_config(params)), now=self.now())
+                use_encryption=encryption, ccp=self._ccp_config(params)), now=self.now(), logger=slog)
+            slog.set_user(c.user)
         else:
             server = self.config.l2tp_server.server
             default = cfg.effective_session(self.config, None)
@@ -354,15 +438,17 @@ class Node:
                 lcp=self._lcp_config(server.max_mru, server.max_mtu, server.keepalive_timeout),
                 authenticate=server.authentication, auth_name=self.host_name, ipcp=None,
                 use_ipv6=default.use_ipv6 is not cfg.UseIpv6.NO, use_encryption=encryption,
-                ccp=self._ccp_config(default)), now=self.now())
-        s = Session(e.tunnel_id, e.session_id, e.peer, link, client=client,
+                ccp=self._ccp_config(default)), now=self.now(), logger=slog)
+        s = Session(e.tunnel_id, e.session_id, e.peer, link, slog, client=client,
                     calling_number=e.calling_number.decode("utf-8", "replace"), use_encryption=encryption)
         self.sessions[s.key] = s
+        s.l2tp_up_at = self.now()
         if client is not None:
             client.session = s
             client.status = "verifying password..."
+        sock_index = self._sock_index if client is not None or self.server_sock is None else self._server_sock_index
         s.slot = self.dp.add_session(e.tunnel_id, e.session_id, self._peer_tunnel_id(e.tunnel_id),
-                                     e.peer_session_id, e.peer[0], e.peer[1], self._sock_index, -1,
+                                     e.peer_session_id, e.peer[0], e.peer[1], sock_index, -1,
                                      tx_seq=e.sequencing_required)
         link.open(self.now())
         self._pump(s)
@@ -378,15 +464,15 @@ class Node:
             try:
                 self.dp.send_ppp(s.tunnel_id, s.session_id, frame)
             except (OSError, KeyError) as exc:
-                log.debug("session %d/%d: cannot send PPP frame: %s", s.tunnel_id, s.session_id, exc)
+                s.log.debug("cannot send PPP frame: %s", exc)
         while (event := s.link.next_event()) is not None:
             try:
                 self._on_link_event(s, event)
             except FastL2tpError as exc:
-                log.error("session %d/%d: %s", s.tunnel_id, s.session_id, exc)
+                s.log.error("%s", exc)
                 s.link.close(str(exc), self.now())
             except Exception:  # noqa: BLE001 - the per-session guard: a bug ends this session only
-                log.exception("session %d/%d: internal error", s.tunnel_id, s.session_id)
+                s.log.exception("internal error")
                 s.link.close("internal error", self.now())
         for frame in s.link.take_frames():
             try:
@@ -413,12 +499,12 @@ class Node:
             self._authenticate(s, e)
         elif isinstance(e, AuthResult):
             s.user = s.user or e.username
+            self.counters.auth_result(e.method, e.role, e.succeeded)
             if e.succeeded:
-                log.info("session %d/%d: user %s authenticated (%s)", s.tunnel_id, s.session_id, e.username,
+                s.log.info("user %s authenticated (%s)", e.username,
                          e.method.value)
             else:
-                log.warning("session %d/%d: authentication failed for user %s: %s", s.tunnel_id, s.session_id,
-                            e.username, e.reason)
+                s.log.warning("authentication failed for user %s: %s", e.username, e.reason)
         elif isinstance(e, NetworkUp):
             self._network_up(s, e)
         elif isinstance(e, Ipv6Up):
@@ -429,10 +515,10 @@ class Node:
             self.dp.set_mppe(s.tunnel_id, s.session_id, send_key=k.send_start, recv_key=k.recv_start, bits=k.bits,
                              stateless=k.stateless, required=True)
             s.encrypted, s.encoding = True, e.encoding
-            log.info("session %d/%d: encryption %s", s.tunnel_id, s.session_id, e.encoding)
+            s.log.info("encryption %s", e.encoding)
             self._attach(s)
         elif isinstance(e, EncryptionRefused):
-            log.info("session %d/%d: no encryption: %s", s.tunnel_id, s.session_id, e.reason)
+            s.log.info("no encryption: %s", e.reason)
             s.mppe_refused = True
             if s.configured and s.mtu < s.link_mtu:  # no MPPE after all: give the 4 octets back
                 s.mtu = s.link_mtu
@@ -445,7 +531,7 @@ class Node:
         elif isinstance(e, EncryptionResetRequested):
             self.dp.mppe_reset_received(s.tunnel_id, s.session_id)
         elif isinstance(e, NetworkDown):
-            log.info("session %d/%d: %s down: %s", s.tunnel_id, s.session_id, hex(e.protocol), e.reason)
+            s.log.info("%s down: %s", hex(e.protocol), e.reason)
         elif isinstance(e, LinkDown):
             self._link_down(s, e.reason)
 
@@ -453,13 +539,14 @@ class Node:
         req = e.request
         user = req.username
         s.user = user
+        s.log.set_user(user)
         now = self.now()
         refusal = self._refuse_login(s, user)
         secret = cfg.find_secret(self.config, user)
         if refusal is None and secret is None:
             refusal = "no such user"
         if refusal is not None:
-            log.warning("session %d/%d: login of user %s refused: %s", s.tunnel_id, s.session_id, user, refusal)
+            s.log.warning("login of user %s refused: %s", user, refusal)
             s.link.complete_auth(req.request_id, AuthDecision(False, reason=refusal), now)
             return
         decision = verify_locally(req, secret.password)
@@ -469,7 +556,7 @@ class Node:
         params = cfg.effective_session(self.config, secret)
         if params.only_one and any(o.user == user and o is not s and o.up_since is not None
                                    for o in self.sessions.values()):
-            log.warning("session %d/%d: user %s already connected (only-one)", s.tunnel_id, s.session_id, user)
+            s.log.warning("user %s already connected (only-one)", user)
             s.link.complete_auth(req.request_id, AuthDecision(False, reason="already connected (only-one)"), now)
             return
         s.secret, s.params = secret, params
@@ -504,14 +591,19 @@ class Node:
             return value
         addr = self.pools.allocate(value, s.key)
         if addr is None:
-            log.warning("session %d/%d: pool %s is exhausted", s.tunnel_id, s.session_id, value)
+            s.log.warning("pool %s is exhausted", value)
         else:
             s.leases.append(addr)
         return addr
 
     def _network_up(self, s: Session, e: NetworkUp) -> None:
-        if s.tun is not None:
-            return  # IPCP renegotiated: the interface stays
+        if s.tun is not None:  # IPCP renegotiated: the interface stays, its addresses follow
+            previous = (s.local_address, s.remote_address)
+            if previous != (e.local_address, e.peer_address):
+                s.local_address, s.remote_address = e.local_address, e.peer_address
+                self._spawn(s, self.netlink.configure_ptp(s.ifname, e.local_address, e.peer_address, s.mtu,
+                                                          previous=previous))
+            return
         if s.client is not None:
             display = s.client.conf.name
         else:
@@ -520,6 +612,7 @@ class Node:
         ifname = linux_ifname(display, self._ifnames)
         s.display_name, s.ifname = display, ifname
         s.local_address, s.remote_address = e.local_address, e.peer_address
+        s.mru = e.mru
         try:
             s.tun = open_tun(ifname)
         except FastL2tpError as exc:
@@ -533,7 +626,6 @@ class Node:
 
     async def _configure(self, s: Session, e: NetworkUp) -> None:
         nl = self.netlink
-        await nl.mark_link(s.ifname)
         await nl.configure_ptp(s.ifname, e.local_address, e.peer_address, s.mtu)
         if s.closed:
             return
@@ -557,8 +649,9 @@ class Node:
         if s.client is not None:
             s.client.status = "connected"
             s.client.failures = 0
-        log.info("session %d/%d: %s up, user %s, %s -> %s, mtu %d%s", s.tunnel_id, s.session_id, s.display_name,
+        s.log.info("%s up, user %s, %s -> %s, mtu %d%s", s.display_name,
                  s.user, e.local_address, e.peer_address, s.mtu, f", {s.encoding}" if s.encoding else "")
+        self.counters.session_set_up(self.now() - s.l2tp_up_at)
 
     def _mppe_resync(self, s: Session) -> None:
         """MPPE stateful lost sync: send a CCP Reset-Request, and again every reset interval for as long
@@ -572,8 +665,7 @@ class Node:
             s.resync_timer = None
             return
         sent = s.link.send_reset_request(self.now())
-        log.debug("session %d/%d: MPPE lost sync: ccp reset %s", s.tunnel_id, s.session_id,
-                  "requested" if sent else "already pending")
+        s.log.debug("MPPE lost sync: ccp reset %s", "requested" if sent else "already pending")
         self._pump(s)
         if s.resync_timer is None or sent:
             if s.resync_timer is not None:
@@ -617,7 +709,7 @@ class Node:
 
     def _expire(self, s: Session, reason: str) -> None:
         if not s.closed:
-            log.info("session %d/%d: %s (user %s)", s.tunnel_id, s.session_id, reason, s.user)
+            s.log.info("%s", reason)
             s.link.close(reason, self.now())
             self._pump(s)
             self.driver.flush()
@@ -652,7 +744,7 @@ class Node:
                 return
             exc = t.exception()
             if exc is not None:
-                log.error("session %d/%d: %s: %s", s.tunnel_id, s.session_id, s.ifname, exc)
+                s.log.error("%s: %s", s.ifname, exc)
                 if not s.closed:
                     s.link.close(f"interface setup failed: {exc}", self.now())
                     self._pump(s)
@@ -661,7 +753,7 @@ class Node:
         return task
 
     def _link_down(self, s: Session, reason: str) -> None:
-        log.info("session %d/%d: link down (user %s): %s", s.tunnel_id, s.session_id, s.user or "-", reason)
+        s.log.info("link down: %s", reason)
         if self.driver is not None and (s.tunnel_id, s.session_id) in self.sessions:
             result = ResultCode(CDNResult.ADMIN if reason == ADMINISTRATIVE else CDNResult.GENERAL_ERROR,
                                 ErrorCode.NO_ERROR, reason.encode()[:200])
@@ -695,6 +787,7 @@ class Node:
             except (ValueError, OSError):
                 pass
         try:
+            self.counters.session_ended(self.dp.session_stats(s.tunnel_id, s.session_id))
             self.dp.remove_session(s.tunnel_id, s.session_id)
         except KeyError:
             pass

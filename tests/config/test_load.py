@@ -41,7 +41,7 @@ BAD_CONFIGS = [
     # (name, TOML, exact error text)
     ("toml syntax", "enabled = = yes", "TOML: Invalid value (at line 1, column 11)"),
     ("unknown top-level table", "[l2tp]\nenabled = true",
-     'top level: unknown table "l2tp" (known: l2tp-server, l2tp-client, ppp, ip, radius, radius-incoming, daemon)'),
+     'top level: unknown table "l2tp" (known: l2tp-server, l2tp-client, ppp, ip, radius, radius-incoming, daemon, metrics)'),
     ("unknown server key", "[l2tp-server.server]\nkeepalive = 10",
      'l2tp-server.server: unknown key "keepalive" (known: enabled, authentication, default-profile, '
      "keepalive-timeout, max-mtu, max-mru, mrru, max-sessions, one-session-per-host, caller-id-type, "

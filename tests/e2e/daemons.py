@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,9 +19,18 @@ class Daemon:
         self.path = tmp / f"{name}.toml"
         self.path.write_text(config_text)
         self.log = tmp / f"{name}.log"
+        self.socket = tmp / f"{name}.sock"
         self._logf = open(self.log, "w")
-        self.p = ns.popen([sys.executable, "-m", "fastl2tp.daemon", "-c", str(self.path), "--log-level", "debug"],
-                          stdout=self._logf, stderr=self._logf)
+        self.p = ns.popen([sys.executable, "-m", "fastl2tp.daemon", "-c", str(self.path), "--log-level", "debug",
+                           "--socket", str(self.socket)], stdout=self._logf, stderr=self._logf)
+
+    def cli(self, *args: str, check: bool = False, timeout: float = 30.0) -> subprocess.CompletedProcess:
+        """``fastl2tp --socket ... ARGS`` against this daemon (stdout and stderr as text)."""
+        r = subprocess.run([sys.executable, "-m", "fastl2tp", "--socket", str(self.socket), *args],
+                           capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"fastl2tp {' '.join(args)} failed ({r.returncode}):\n{r.stdout}{r.stderr}")
+        return r
 
     def text(self) -> str:
         self._logf.flush()

@@ -322,7 +322,7 @@ class _Machine:
 
     def _succeed(self, name: bytes, decision: AuthDecision) -> None:
         self.state = AuthState.SUCCEEDED
-        self._log.info("authenticated: user=%s method=%s", _display(name), self.method.value)
+        self._log.debug("authenticated: user=%s method=%s", _display(name), self.method.value)
         self._events.append(AuthSucceeded(self.method, name, decision))
 
 
