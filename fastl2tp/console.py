@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import socket
 import sys
 import time
@@ -143,12 +142,62 @@ def parse(cwd: str, tokens: list[str]) -> Parsed:
     return p
 
 
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$", "?": "?", "_": " ",
+            "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
+_HEX = "0123456789abcdefABCDEF"
+
+
 def split(line: str) -> list[str]:
-    """A console line → words, RouterOS quoting (``routes="10.0.0.0/24 10.0.0.1 1"``) and # comments."""
-    try:
-        return shlex.split(line, comments=True)
-    except ValueError as exc:
-        raise UsageError(f"cannot parse the line: {exc}") from None
+    """A console line → words, as RouterOS reads them: blanks separate words, ``"..."`` holds blanks
+    with the escapes ``\\" \\\\ \\n \\t \\r \\$ \\HH`` (what ``export`` writes), ``#`` before a word starts a
+    comment, and outside quotes a backslash takes the next character as it is."""
+    words: list[str] = []
+    cur: list[str] = []
+    in_word = False
+    i, n = 0, len(line)
+    while i < n:
+        c = line[i]
+        if c.isspace():
+            if in_word:
+                words.append("".join(cur))
+                cur, in_word = [], False
+            i += 1
+        elif c == "#" and not in_word:
+            break
+        elif c == '"':
+            in_word = True
+            i += 1
+            while True:
+                if i >= n:
+                    raise UsageError("cannot parse the line: no closing quotation mark")
+                c = line[i]
+                if c == '"':
+                    i += 1
+                    break
+                if c == "\\":
+                    e = line[i + 1] if i + 1 < n else ""
+                    if e in _ESCAPES and e:
+                        cur.append(_ESCAPES[e])
+                        i += 2
+                    elif len(line) >= i + 3 and e in _HEX and line[i + 2] in _HEX:
+                        cur.append(chr(int(line[i + 1:i + 3], 16)))
+                        i += 3
+                    else:
+                        raise UsageError(f"cannot parse the line: unknown escape \\{e} in quotes")
+                    continue
+                cur.append(c)
+                i += 1
+        elif c == "\\" and i + 1 < n:
+            cur.append(line[i + 1])
+            in_word = True
+            i += 2
+        else:
+            cur.append(c)
+            in_word = True
+            i += 1
+    if in_word:
+        words.append("".join(cur))
+    return words
 
 
 class Console:
@@ -320,6 +369,6 @@ class Console:
 def split_loose(line: str) -> list[str]:
     """``split`` that tolerates an unfinished quote (for completion while typing)."""
     try:
-        return shlex.split(line)
-    except ValueError:
+        return split(line)
+    except UsageError:
         return line.split()

@@ -93,11 +93,17 @@ class ConfigDocument:
             if config is None:
                 raise ConfigError("profiles are found by name: pass the loaded configuration")
             name = config.ppp.profile[index].name
+            in_file = {item.get("name") for item in self._array(path, False) or []}
+            if name not in in_file:
+                # a built-in without a table: it and the built-ins before it (the loader puts those
+                # missing from the file last, in this order) get tables, so that no number changes
+                for p in config.ppp.profile[: index + 1]:
+                    if p.name not in in_file:
+                        self.add(path, {"name": p.name})
             for item in self._array(path, False) or []:
                 if item.get("name") == name:
                     return item
-            self.add(path, {"name": name})
-            return self._array(path, False)[-1]
+            raise ConfigError(f"ppp.profile: no item named {name}")
         arr = self._array(path, False)
         if arr is None or not 0 <= index < len(arr):
             raise ConfigError(f"{'.'.join(path)}: no item {index}")

@@ -218,6 +218,28 @@ _QUOTED = (v.Text, v.OptText, v.Name, v.IfName, v.Routes, v.AbsPath)
 _REFERENCES = {"profile", "default-profile", "next-pool", "bridge"}
 
 
+_ESCAPE_OUT = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "$": "\\$"}
+
+
+def quote_text(text: str) -> str:
+    """``"text"`` with RouterOS escapes (``\\"``, ``\\\\``, ``\\n``, ``\\t``, ``\\r``, ``\\$``, ``\\HH`` for other
+    control characters): one word for ``console.split`` whatever the text holds."""
+    out = []
+    for ch in text:
+        if ch in _ESCAPE_OUT:
+            out.append(_ESCAPE_OUT[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\{ord(ch):02X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def needs_quotes(text: str) -> bool:
+    return text == "" or any(ch.isspace() or ch in '"\\=;#$[]{}\'' or ord(ch) < 0x20 or ord(ch) == 0x7F
+                             for ch in text)
+
+
 def format_uptime(seconds: float | None) -> str:
     if seconds is None:
         return ""
@@ -238,8 +260,8 @@ def _display(kind: v.Kind[Any], value: Any, quote: bool = True, key: str = "") -
         text = ",".join(str(x) for x in raw)
     else:
         text = str(raw)
-    if quote and isinstance(kind, _QUOTED) and key not in _REFERENCES:
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if quote and ((isinstance(kind, _QUOTED) and key not in _REFERENCES) or (text and needs_quotes(text))):
+        return quote_text(text)
     return text
 
 
@@ -331,6 +353,14 @@ def _active_rows(rt: RuntimeView, stats: bool) -> list[dict[str, Any]]:
     return rows
 
 
+def _quoted(rows: list[dict[str, Any]], detail: bool) -> list[dict[str, Any]]:
+    """In ``detail``, every ``key=value`` reads back as one word: values with spaces get quotes."""
+    if detail:
+        for row in rows:
+            row["values"] = {k: quote_text(x) if x and needs_quotes(x) else x for k, x in row["values"].items()}
+    return rows
+
+
 def print_menu(config: m.Config, rt: RuntimeView, menu: Menu, options: Iterable[str] = ()) -> dict[str, Any]:
     """The result of ``print`` (see docs/api.md): rows with display values and JSON data."""
     opts = set(options)
@@ -342,13 +372,13 @@ def print_menu(config: m.Config, rt: RuntimeView, menu: Menu, options: Iterable[
         stats = "stats" in opts
         cols = list(menu.columns) + (["bytes-in", "bytes-out", "packets-in", "packets-out"] if stats else [])
         return {"style": "detail" if detail else "table", "flags": [], "columns": cols,
-                "rows": _active_rows(rt, stats)}
+                "rows": _quoted(_active_rows(rt, stats), detail)}
     if not menu.many:
         obj = _items(config, menu)
         return {"style": "settings", "values": item_values(obj, quote=False), "data": item_data(obj)}
     flags = [list(f) for f in menu.flags]
     if menu.path == "/interface/l2tp-server":
-        rows = _server_rows(config, rt)
+        rows = _quoted(_server_rows(config, rt), detail)
         return {"style": "detail" if detail else "table", "flags": flags, "columns": list(menu.columns),
                 "rows": rows}
     # secrets print the password only in ``detail`` of /ppp secret, as the issue asks
@@ -372,9 +402,10 @@ def print_menu(config: m.Config, rt: RuntimeView, menu: Menu, options: Iterable[
             data["status"] = rt.client_status.get(obj.name, "")
         rows.append(_row(i, fl, values, data))
     style = "detail" if detail or not menu.columns else "table"
-    if style == "table":
-        for row in rows:  # table cells are not quoted
-            row["values"] = {k: x[1:-1].replace('\\"', '"') if x.startswith('"') else x for k, x in row["values"].items()}
+    if style == "table":  # table cells are not quoted
+        for i, obj in enumerate(_items(config, menu)):
+            plain = item_values(obj, secrets=secrets, quote=False)
+            rows[i]["values"] = {k: plain.get(k, x) for k, x in rows[i]["values"].items()}
     return {"style": style, "flags": flags, "columns": list(menu.columns), "rows": rows}
 
 
@@ -527,9 +558,7 @@ def _index(config: m.Config, menu: Menu, ref: str, rt: RuntimeView | None) -> in
 
 
 def _arg(key: str, text: str) -> str:
-    if text == "" or re.search(r'[\s"\\=;#$\[\]{}]', text):
-        text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return f"{key}={text}"
+    return f"{key}={quote_text(text) if needs_quotes(text) else text}"
 
 
 def _changed(obj: Any, base: Any | None, *, secrets: bool) -> list[str]:
@@ -549,24 +578,6 @@ def _changed(obj: Any, base: Any | None, *, secrets: bool) -> list[str]:
     return out
 
 
-def _pool_order(pools: tuple[m.Pool, ...]) -> list[m.Pool]:
-    """Pools in an order in which every next-pool exists before it is named."""
-    done: list[m.Pool] = []
-    names: set[str] = set()
-    left = list(pools)
-    while left:
-        for p in left:
-            if p.next_pool is None or p.next_pool in names:
-                done.append(p)
-                names.add(p.name)
-                left.remove(p)
-                break
-        else:  # a loop cannot load, so this does not happen; keep the rest as they are
-            done.extend(left)
-            break
-    return done
-
-
 def export(config: m.Config, *, secrets: bool = False) -> str:
     """The configuration as CLI commands that recreate it on a fresh daemon (RouterOS ``export``).
     Passwords and shared secrets only with ``secrets`` (``export show-sensitive``)."""
@@ -581,17 +592,21 @@ def export(config: m.Config, *, secrets: bool = False) -> str:
                 lines.append("set " + " ".join(args))
             continue
         items = list(_items(config, menu))
-        if menu.path == "/ip/pool":
-            items = _pool_order(tuple(items))
         cmds = []
+        if menu.path == "/ip/pool":  # print order kept: next-pool is set once every pool exists
+            later = [f"set {_arg('name', p.name)[5:]} {_arg('next-pool', p.next_pool)}" for p in items if p.next_pool]
+            items = [dataclasses.replace(p, next_pool=None) for p in items]
+        else:
+            later = []
         for obj in items:
             if menu.path == "/ppp/profile" and obj.name in m.BUILTIN_PROFILES:
                 args = [a for a in _changed(obj, m.BUILTIN_PROFILES[obj.name], secrets=secrets)
                         if not a.startswith("name=")]
                 if args:
-                    cmds.append(f"set {obj.name} " + " ".join(args))
+                    cmds.append(f"set {_arg('name', obj.name)[5:]} " + " ".join(args))
                 continue
             cmds.append("add " + " ".join(_changed(obj, None, secrets=secrets)))
+        cmds += later
         if cmds:
             lines.append(f"/{menu.words}")
             lines.extend(cmds)

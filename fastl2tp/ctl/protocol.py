@@ -93,13 +93,13 @@ def decode_request(line: bytes) -> Request:
     if not isinstance(obj, dict):
         raise CtlError("request must be a JSON object")
     v = obj.get("v")
-    if v != VERSION:
+    if type(v) is not int or v != VERSION:
         raise CtlError(f"protocol version {v!r} not supported (this daemon speaks {VERSION})")
     rid = obj.get("id", 0)
     if not isinstance(rid, int) or isinstance(rid, bool):
         raise CtlError('"id" must be an integer')
     cmd = obj.get("cmd")
-    if cmd not in COMMANDS:
+    if not isinstance(cmd, str) or cmd not in COMMANDS:
         raise CtlError(f"unknown command {cmd!r} (known: {', '.join(sorted(COMMANDS))})")
     menu = obj.get("menu", "/")
     if not isinstance(menu, str):
