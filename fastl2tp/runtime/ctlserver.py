@@ -77,6 +77,7 @@ class CtlServer:
         self.socket_path = Path(socket_path)
         self.text = text if text is not None else self.config_path.read_text(encoding="utf-8")
         self._server: asyncio.AbstractServer | None = None
+        self._clients: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()  # one change at a time
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -101,6 +102,10 @@ class CtlServer:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+            clients = list(self._clients)
+            for t in clients:  # a console left open must not hold the daemon's stop
+                t.cancel()
+            await asyncio.gather(*clients, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
             self._server = None
@@ -124,6 +129,9 @@ class CtlServer:
     # --- connections -------------------------------------------------------------------------------
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._clients.add(task)
         try:
             while True:
                 try:
@@ -138,14 +146,13 @@ class CtlServer:
                 reply = await self.handle_line(line)
                 writer.write(encode_reply(reply))
                 await writer.drain()
-        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
         except Exception:
             log.exception("control socket: internal error")
         finally:
+            self._clients.discard(task)  # type: ignore[arg-type]
             writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
 
     async def handle_line(self, line: bytes) -> Reply:
         rid = 0
@@ -183,8 +190,11 @@ class CtlServer:
         if menu.path == "/ppp/active":  # remove = disconnect
             return self._disconnect(view, req)
         async with self._lock:
-            doc = ConfigDocument(self.text)
-            done = menus.apply(self.node.config, doc, req, view)
+            # the file as it is now: an edit made by hand since is kept (and applied with this change)
+            text = await asyncio.get_running_loop().run_in_executor(None, self._current_text)
+            doc = ConfigDocument(text)
+            base = self.node.config if text == self.text else _load_hand_edited(doc, self.config_path)
+            done = menus.apply(base, doc, req, view)
             new_text = doc.text()
             new_config = doc.load()
             try:
@@ -197,6 +207,14 @@ class CtlServer:
         log.info("configuration changed via the control socket: /%s %s%s%s", menu.words, req.cmd,
                  "".join(f" {x}" for x in req.items), "".join(f" {k}=..." for k in req.props))
         return {"done": done}
+
+    def _current_text(self) -> str:
+        try:
+            return self.config_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return self.text  # removed under us: written again with the change
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CtlError(f"cannot read {self.config_path}: {getattr(exc, 'strerror', None) or exc}") from None
 
     def _disconnect(self, view: menus.RuntimeView, req: Request) -> Any:
         servers = [s for s in view.sessions if s.role == "server"]
@@ -249,6 +267,13 @@ class CtlServer:
             usage[name] = (pool.total, pool.used)
         return menus.RuntimeView(sessions=tuple(sessions), client_status={c.conf.name: c.status for c in node.clients},
                                  pool_usage=usage)
+
+
+def _load_hand_edited(doc: ConfigDocument, path: Path) -> Config:
+    try:
+        return doc.load()
+    except ConfigError as exc:
+        raise CtlError(f"{path} was changed by hand and does not load ({exc}); fix it first") from None
 
 
 def _in_use(path: Path) -> bool:
