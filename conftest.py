@@ -1,3 +1,4 @@
-"""Test-wide plugins: the network-namespace fixture (tests/netns.py) for the tests that need one."""
+"""Test-wide plugins: the network-namespace fixture (tests/netns.py) and the FreeRADIUS server factory
+(tests/radius_fixtures.py) for the tests that need them."""
 
-pytest_plugins = ["tests.netns"]
+pytest_plugins = ["tests.netns", "tests.radius_fixtures"]
