@@ -12,12 +12,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "fastl2tp"
-PURE = ["wire", "control", "ppp", "config", "ctl"]
+PURE = ["wire", "control", "ppp", "config", "ctl", "radius"]
 NO_IO = {"asyncio", "socket", "time", "os", "pyroute2", "threading", "subprocess", "selectors", "uvloop", "random"}
 # package -> fastl2tp subpackages it must not import
 FORBIDDEN_INTERNAL = {
     "wire": {"control", "ppp", "runtime", "daemon", "cli", "config"},
     "control": {"ppp", "runtime", "daemon", "cli"},
+    "radius": {"ppp", "runtime", "daemon", "cli"},
     "ppp": {"control", "runtime", "daemon", "cli"},
     "config": {"control", "ppp", "runtime", "daemon", "cli", "ctl", "console"},
     "ctl": {"control", "ppp", "runtime", "daemon", "cli", "console"},
