@@ -26,6 +26,7 @@ from ipaddress import IPv4Address
 
 from .. import config as cfg
 from .._dp import DataPlane
+from ..config import values as cfg_values
 from ..control import events as ev
 from ..control.endpoint import Endpoint, EndpointConfig, TunnelSecret
 from ..control.transport import TransportConfig
@@ -33,6 +34,13 @@ from ..control.tunnel import Role as TunnelRole
 from ..control.tunnel import TunnelConfig
 from ..errors import FastL2tpError
 from ..ppp.auth import AuthDecision, verify_locally
+from ..ppp.auth.base import (
+    ChapMd5Credentials,
+    MppeKeyMaterial,
+    MsChap1Credentials,
+    MsChap2Credentials,
+    PapCredentials,
+)
 from ..ppp.ccp import CcpConfig, Encryption
 from ..ppp.events import (
     AuthRequested,
@@ -50,10 +58,22 @@ from ..ppp.events import (
 from ..ppp.ipcp import IpcpConfig
 from ..ppp.lcp import LcpConfig
 from ..ppp.link import ADMINISTRATIVE, LinkConfig, PppLink
+from ..radius.packets import (
+    AccessRequest,
+    AccountingRequest,
+    AcctStatusType,
+    ChapPassword,
+    MsChap1Response,
+    MsChap2Response,
+    Nas,
+    PapPassword,
+    TerminateCause,
+)
 from ..wire.avp import CDNResult, ErrorCode, ResultCode, StopCCNResult
 from .driver import ControlDriver, open_udp
 from .metrics import MetricsServer, NodeCounters, start_metrics
 from .netlink import Netlink
+from .radius import RadiusRuntime, RadiusUnavailable
 from .tun import TunDevice, linux_ifname, open_tun
 
 log = logging.getLogger(__name__)
@@ -139,6 +159,9 @@ class Session:
     host_route: object | None = None
     default_route: object | None = None
     setup: asyncio.Task | None = None
+    auth_task: asyncio.Task | None = None  # a RADIUS login in flight
+    radius: object | None = None  # the Access-Accept (AccessResult) this session runs with
+    final_stats: dict | None = None  # the data plane's counters, kept as the session is removed
     l2tp_up_at: float = 0.0  # loop time of the L2TP SessionUp: where the set-up latency starts
 
     @property
@@ -179,6 +202,7 @@ class Node:
         self._server_sock_index = -1
         self._ifnames: set[str] = set()
         self.stopping = False
+        self.radius: RadiusRuntime | None = None
         self.counters = NodeCounters()  # what the metrics cannot read from the state at scrape time
         self.metrics_server: MetricsServer | None = None
 
@@ -205,6 +229,8 @@ class Node:
             self.sock = open_udp("0.0.0.0", 0)
         _grow_buffers(self.sock)
         self._sock_index = self.dp.add_socket(self.sock.fileno())
+        self.radius = RadiusRuntime(self.config, self.loop)
+        self._accounting_on_off(AcctStatusType.ACCOUNTING_ON)
         endpoint = Endpoint(self._endpoint_config())
         self.driver = ControlDriver(endpoint, self.sock, self._on_l2tp_event, self.loop, read_socket=False)
         self.loop.add_reader(self.sock.fileno(), self._udp_readable, self._sock_index)
@@ -248,6 +274,13 @@ class Node:
         if self.metrics_server is not None:
             await self.metrics_server.close()
             self.metrics_server = None
+        if self.radius is not None:
+            self._accounting_on_off(AcctStatusType.ACCOUNTING_OFF)
+            deadline = self.loop.time() + 3.0  # the Stops and the Off get their chance, bounded
+            while self.radius.client.pending and self.loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            self.radius.close()
+            self.radius = None
 
     def now(self) -> float:
         return self.loop.time()
@@ -275,6 +308,8 @@ class Node:
                         pool.allocate(s.key, prefer=a)
                         break
         self.pools = pools
+        if self.radius is not None:
+            self.radius.reconfigure(config)
         if old_server.enabled and not server.enabled:
             for s in [s for s in self.sessions.values() if s.client is None]:
                 s.link.close("server disabled", self.now())
@@ -543,6 +578,10 @@ class Node:
         now = self.now()
         refusal = self._refuse_login(s, user)
         secret = cfg.find_secret(self.config, user)
+        if refusal is None and secret is None and self.config.ppp.aaa.use_radius and self.radius is not None:
+            # RouterOS precedence: a local secret first, RADIUS for the users it does not know
+            s.auth_task = self._spawn(s, self._radius_login(s, req))
+            return
         if refusal is None and secret is None:
             refusal = "no such user"
         if refusal is not None:
@@ -559,7 +598,12 @@ class Node:
             s.log.warning("user %s already connected (only-one)", user)
             s.link.complete_auth(req.request_id, AuthDecision(False, reason="already connected (only-one)"), now)
             return
-        s.secret, s.params = secret, params
+        s.secret = secret
+        self._grant(s, req, decision, params)
+
+    def _grant(self, s: Session, req, decision: AuthDecision, params, radius=None) -> None:
+        """Log the user in with these settings: addresses (from pools as needed), encryption policy."""
+        s.params, s.radius = params, radius
         local = self._address(s, params.local_address)
         remote = self._address(s, params.remote_address)
         ipcp = None
@@ -567,7 +611,95 @@ class Node:
             ipcp = IpcpConfig(local_address=local, remote_address=remote, dns_servers=params.dns_server,
                               wins_servers=params.wins_server)
         s.use_encryption = Encryption(params.use_encryption.value)
-        s.link.complete_auth(req.request_id, decision, now, ipcp=ipcp, use_encryption=s.use_encryption)
+        if radius is not None and radius.mppe_required:
+            s.use_encryption = Encryption.REQUIRED  # MS-MPPE-Encryption-Policy: encryption required
+        s.link.complete_auth(req.request_id, decision, self.now(), ipcp=ipcp, use_encryption=s.use_encryption)
+
+    async def _radius_login(self, s: Session, req) -> None:
+        server = self.config.l2tp_server.server
+        by_number = server.caller_id_type is cfg.CallerIdType.NUMBER
+        request = AccessRequest(
+            user_name=req.name, credentials=_radius_credentials(req.credentials), nas=self._nas(),
+            calling_station_id=s.calling_number if by_number else s.peer[0],
+            called_station_id="" if server.listen_address.is_unspecified else str(server.listen_address),
+            acct_session_id=session_acct_id(s))
+        try:
+            result = await self.radius.authenticate(request)
+        except RadiusUnavailable as exc:
+            result = None
+            why = f"RADIUS: {exc}"
+        if s.closed:
+            return
+        now = self.now()
+        if result is None or not result.accepted:
+            if result is not None:
+                why = f"RADIUS reject{': ' + result.reply_message if result.reply_message else ''}"
+            s.log.warning("login of user %s refused: %s", s.user, why)
+            code = (result.mschap_error_code if result is not None else None) or 691
+            message = result.reply_message if result is not None else None
+            s.link.complete_auth(req.request_id, AuthDecision(False, reason=why, message=message, error_code=code),
+                                 now)
+            self._pump(s)
+            return
+        refusal, decision, params = self._radius_accept(s, req, result)
+        if refusal is not None:
+            s.log.warning("login of user %s refused: %s", s.user, refusal)
+            s.link.complete_auth(req.request_id, AuthDecision(False, reason=refusal), now)
+            self._pump(s)
+            return
+        self._grant(s, req, decision, params, result)
+        self._pump(s)
+        if self.driver is not None:
+            self.driver.flush()
+
+    def _radius_accept(self, s: Session, req, result) -> tuple[str | None, AuthDecision | None, object]:
+        """An Access-Accept as the session's settings: Mikrotik-Group picks the profile, the reply's
+        address, pool, routes and timeouts override it."""
+        try:
+            params = cfg.effective_session(self.config, None, result.mikrotik_group)
+        except FastL2tpError:
+            return f"RADIUS Mikrotik-Group {result.mikrotik_group!r} names no profile", None, None
+        remote = result.framed_ip_address or result.framed_pool or params.remote_address
+        routes = []
+        for text in result.framed_routes:
+            try:
+                r = cfg_values.parse_route(text)
+            except cfg_values.BadValue as exc:
+                s.log.warning("RADIUS Framed-Route ignored: %s", exc)
+                continue
+            if r.gateway is not None and r.gateway.is_unspecified:
+                r = dataclasses.replace(r, gateway=None)  # 0.0.0.0: via the session (RFC 2865 §5.22)
+            routes.append(r)
+        params = dataclasses.replace(
+            params, remote_address=remote, routes=tuple(routes),
+            session_timeout=float(result.session_timeout_s) if result.session_timeout_s else params.session_timeout,
+            idle_timeout=float(result.idle_timeout_s) if result.idle_timeout_s else params.idle_timeout,
+            rate_limit=result.mikrotik_rate_limit or params.rate_limit)
+        if params.only_one and any(o.user == s.user and o is not s and o.up_since is not None
+                                   for o in self.sessions.values()):
+            return "already connected (only-one)", None, None
+        keys = None
+        creds = req.credentials
+        method = req.method
+        if result.mppe_send_key is not None and result.mppe_recv_key is not None:
+            keys = MppeKeyMaterial(method=method, send_key=result.mppe_send_key, recv_key=result.mppe_recv_key)
+        elif result.mschap_mppe_keys is not None and isinstance(creds, MsChap1Credentials):
+            lm_key, nt_key = result.mschap_mppe_keys
+            keys = MppeKeyMaterial(method=method, password_hash_hash=nt_key, challenge=creds.challenge, lm_key=lm_key)
+        response = None
+        if isinstance(creds, MsChap2Credentials):
+            if not result.mschap2_success:
+                return "RADIUS accepted MS-CHAPv2 without MS-CHAP2-Success", None, None
+            response = result.mschap2_success
+        decision = AuthDecision(True, reason="RADIUS accept", authenticator_response=response, keys=keys,
+                                message=result.reply_message)
+        return None, decision, params
+
+    def _nas(self) -> Nas:
+        server = self.config.l2tp_server.server
+        address = server.listen_address
+        ip = address if isinstance(address, IPv4Address) and not address.is_unspecified else None
+        return Nas(ip_address=ip, identifier=self.host_name)
 
     def _refuse_login(self, s: Session, user: str) -> str | None:
         server = self.config.l2tp_server.server
@@ -631,8 +763,8 @@ class Node:
             return
         s.configured = True
         self._attach(s)
-        if s.secret is not None:
-            for r in s.secret.routes:
+        if s.params is not None:
+            for r in s.params.routes:  # the secret's routes, or RADIUS Framed-Route
                 gw = r.gateway if r.gateway is not None else None
                 await nl.add_route(r.dst, gw, None if gw is not None else s.ifname, r.metric)
         if s.client is not None and s.client.conf.add_default_route:
@@ -641,11 +773,8 @@ class Node:
         s.up_since = self.now()
         s.up_since_monotonic = time.monotonic()
         s.status = "connected"
-        if s.params is not None:
-            if s.params.session_timeout:
-                s.timeouts.append(self.loop.call_later(s.params.session_timeout, self._expire, s, "session timeout"))
-            if s.params.idle_timeout:
-                s.timeouts.append(self.loop.call_later(s.params.idle_timeout, self._check_idle, s))
+        self._arm_timeouts(s)
+        self._account(s, AcctStatusType.START)
         if s.client is not None:
             s.client.status = "connected"
             s.client.failures = 0
@@ -706,6 +835,111 @@ class Node:
         self.loop.remove_reader(s.tun.fileno())
         self.dp.update_session(s.tunnel_id, s.session_id, tun_fd=-1)
         s.attached = False
+
+    def _arm_timeouts(self, s: Session) -> None:
+        """Session and idle timeouts (and RADIUS interim accounting) from ``s.params``, counted from
+        the session's start: called at up and again when a CoA-Request changes them."""
+        for t in s.timeouts:
+            t.cancel()
+        s.timeouts.clear()
+        if s.params is None or s.up_since is None:
+            return
+        if s.params.session_timeout:
+            left = max(s.params.session_timeout - (self.now() - s.up_since), 0.0)
+            s.timeouts.append(self.loop.call_later(left, self._expire, s, "session timeout"))
+        if s.params.idle_timeout:
+            s.timeouts.append(self.loop.call_later(s.params.idle_timeout, self._check_idle, s))
+        interval = self._interim_interval(s)
+        if interval:
+            s.timeouts.append(self.loop.call_later(interval, self._interim, s))
+
+    def find_sessions(self, *, user: str | None = None, acct_session_id: str | None = None,
+                      framed_ip: IPv4Address | None = None) -> list[Session]:
+        """Server sessions matching every criterion given (RFC 5176 session identification)."""
+        out = []
+        for s in self.sessions.values():
+            if s.closed or s.client is not None:
+                continue
+            if user is not None and s.user != user:
+                continue
+            if acct_session_id is not None and session_acct_id(s) != acct_session_id:
+                continue
+            if framed_ip is not None and s.remote_address != framed_ip:
+                continue
+            out.append(s)
+        return out
+
+    def change_session(self, s: Session, *, session_timeout: float | None = None,
+                       idle_timeout: float | None = None, rate_limit: str | None = None) -> None:
+        """A CoA-Request's new limits for a running session (0 = no limit)."""
+        if s.params is None:
+            return
+        changes: dict[str, object] = {}
+        if session_timeout is not None:
+            changes["session_timeout"] = session_timeout or None
+        if idle_timeout is not None:
+            changes["idle_timeout"] = idle_timeout or None
+        if rate_limit is not None:
+            changes["rate_limit"] = rate_limit or None
+        s.params = dataclasses.replace(s.params, **changes)
+        s.log.info("limits changed: session-timeout %s, idle-timeout %s, rate-limit %s",
+                   s.params.session_timeout, s.params.idle_timeout, s.params.rate_limit)
+        self._arm_timeouts(s)
+
+    # --- RADIUS accounting ------------------------------------------------------------------------
+
+    def _accounting(self, s: Session) -> bool:
+        aaa = self.config.ppp.aaa
+        return (s.client is None and aaa.accounting and self.radius is not None and self.radius.has_servers
+                and (s.radius is not None or aaa.use_radius))
+
+    def _interim_interval(self, s: Session) -> float | None:
+        if not self._accounting(s):
+            return None
+        if s.radius is not None and s.radius.acct_interim_interval_s:
+            return float(s.radius.acct_interim_interval_s)  # the server's Acct-Interim-Interval wins
+        return self.config.ppp.aaa.interim_update
+
+    def _accounting_on_off(self, status: AcctStatusType) -> None:
+        """Accounting-On at start, Accounting-Off at a clean stop (RFC 2866 §5.1): the server closes
+        what it still holds open for this NAS."""
+        aaa = self.config.ppp.aaa
+        if self.radius is None or not self.radius.has_servers or not (aaa.accounting and aaa.use_radius):
+            return
+        self.radius.account(AccountingRequest(status_type=status, nas=self._nas(),
+                                              acct_session_id=f"{status.name.lower()}-{int(time.time()):X}",
+                                              event_timestamp=int(time.time())))
+
+    def _interim(self, s: Session) -> None:
+        if s.closed:
+            return
+        self._account(s, AcctStatusType.INTERIM_UPDATE)
+        interval = self._interim_interval(s)
+        if interval:
+            s.timeouts.append(self.loop.call_later(interval, self._interim, s))
+
+    def _account(self, s: Session, status: AcctStatusType, cause: TerminateCause | None = None) -> None:
+        if not self._accounting(s) or s.up_since is None:
+            return
+        st = s.final_stats
+        if st is None:
+            try:
+                st = self.dp.session_stats(s.tunnel_id, s.session_id)
+            except KeyError:
+                st = {}
+        server = self.config.l2tp_server.server
+        by_number = server.caller_id_type is cfg.CallerIdType.NUMBER
+        started = status is AcctStatusType.START
+        self.radius.account(AccountingRequest(
+            status_type=status, nas=self._nas(), acct_session_id=session_acct_id(s), user_name=s.user,
+            session_time_s=None if started else int(self.now() - s.up_since),
+            input_octets=None if started else st.get("rx_bytes", 0),
+            output_octets=None if started else st.get("tx_bytes", 0),
+            input_packets=None if started else st.get("rx_packets", 0),
+            output_packets=None if started else st.get("tx_packets", 0),
+            framed_ip_address=s.remote_address, classes=s.radius.classes if s.radius is not None else (),
+            terminate_cause=cause, calling_station_id=s.calling_number if by_number else s.peer[0],
+            event_timestamp=int(time.time())))
 
     def _expire(self, s: Session, reason: str) -> None:
         if not s.closed:
@@ -781,16 +1015,20 @@ class Node:
             s.resync_timer.cancel()
         if s.setup is not None and not s.setup.done():
             s.setup.cancel()
+        if s.auth_task is not None and not s.auth_task.done():
+            s.auth_task.cancel()
         if s.tun is not None and s.attached:
             try:
                 self.loop.remove_reader(s.tun.fileno())
             except (ValueError, OSError):
                 pass
         try:
-            self.counters.session_ended(self.dp.session_stats(s.tunnel_id, s.session_id))
+            s.final_stats = self.dp.session_stats(s.tunnel_id, s.session_id)
+            self.counters.session_ended(s.final_stats)
             self.dp.remove_session(s.tunnel_id, s.session_id)
         except KeyError:
             pass
+        self._account(s, AcctStatusType.STOP, terminate_cause(reason))
         if s.default_route is not None:
             try:
                 await self.netlink.del_default_route(s.default_route)
@@ -852,3 +1090,35 @@ class Node:
         c.failures += 1
         log.info("client %s: %s; redialing in %.0f s", c.conf.name, reason, delay)
         c.redial = self.loop.call_later(delay, self._dial, c)
+
+
+def session_acct_id(s: Session) -> str:
+    """The session's Acct-Session-Id, as ``/ppp active`` shows its session-id."""
+    return f"0x{s.tunnel_id:04X}{s.session_id:04X}"
+
+
+def _radius_credentials(creds):
+    """The PPP layer's credentials as RADIUS attributes want them (same fields, RADIUS's types)."""
+    kind = {PapCredentials: PapPassword, ChapMd5Credentials: ChapPassword, MsChap1Credentials: MsChap1Response,
+            MsChap2Credentials: MsChap2Response}.get(type(creds))
+    if kind is None:
+        raise FastL2tpError(f"no RADIUS form for {type(creds).__name__}")
+    return kind(**{f.name: getattr(creds, f.name) for f in dataclasses.fields(creds)})
+
+
+def terminate_cause(reason: str) -> TerminateCause:
+    """Acct-Terminate-Cause (RFC 2866 §5.10) for why a session ended."""
+    r = reason.lower()
+    if "idle timeout" in r:
+        return TerminateCause.IDLE_TIMEOUT
+    if "session timeout" in r:
+        return TerminateCause.SESSION_TIMEOUT
+    if "keepalive" in r or "lost" in r or "no answer" in r or "retransmi" in r:
+        return TerminateCause.LOST_CARRIER
+    if "administrator" in r or "server disabled" in r or "radius disconnect" in r:
+        return TerminateCause.ADMIN_RESET
+    if "daemon stopping" in r or r == ADMINISTRATIVE.lower():
+        return TerminateCause.NAS_REBOOT
+    if "peer" in r or "user request" in r:
+        return TerminateCause.USER_REQUEST
+    return TerminateCause.NAS_REQUEST

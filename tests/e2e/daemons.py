@@ -33,7 +33,8 @@ class Daemon:
         return r
 
     def text(self) -> str:
-        self._logf.flush()
+        if not self._logf.closed:
+            self._logf.flush()
         return self.log.read_text()
 
     def stop(self, timeout: float = 15.0) -> int:
