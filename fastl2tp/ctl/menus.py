@@ -200,6 +200,7 @@ class SessionInfo:
     packets_in: int = 0
     packets_out: int = 0
     static: str | None = None  # the /interface l2tp-server entry it runs under
+    rate_limit: str = ""  # the profile's rate-limit, or RADIUS Mikrotik-Rate-Limit
     client: str | None = None  # the /interface l2tp-client it belongs to
 
 
@@ -346,6 +347,8 @@ def _active_rows(rt: RuntimeView, stats: bool) -> list[dict[str, Any]]:
         values = {"name": s.user, "service": "l2tp", "caller-id": s.caller_id, "address": s.remote_address,
                   "uptime": format_uptime(s.uptime_s), "encoding": s.encoding or "none",
                   "session-id": f"0x{s.tunnel_id:04X}{s.session_id:04X}"}
+        if s.rate_limit:
+            values["limit"] = s.rate_limit  # shown by print detail (RouterOS: limit-bytes/rate in detail)
         if stats:
             values.update({"bytes-in": str(s.bytes_in), "bytes-out": str(s.bytes_out),
                            "packets-in": str(s.packets_in), "packets-out": str(s.packets_out)})

@@ -264,7 +264,8 @@ class CtlServer:
                 bytes_in=st.get("rx_bytes", 0), bytes_out=st.get("tx_bytes", 0),
                 packets_in=st.get("rx_packets", 0), packets_out=st.get("tx_packets", 0),
                 static=s.display_name if server and s.display_name in statics else None,
-                client=None if server else s.client.conf.name))
+                client=None if server else s.client.conf.name,
+                rate_limit=(s.params.rate_limit or "") if s.params is not None else ""))
         usage = {}
         for name, pool in node.pools.items():
             usage[name] = (pool.total, pool.used)

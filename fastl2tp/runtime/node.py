@@ -71,6 +71,7 @@ from ..radius.packets import (
 )
 from ..wire.avp import CDNResult, ErrorCode, ResultCode, StopCCNResult
 from .driver import ControlDriver, open_udp
+from .dynauth import DynAuthServer
 from .metrics import MetricsServer, NodeCounters, start_metrics
 from .netlink import Netlink
 from .radius import RadiusRuntime, RadiusUnavailable
@@ -203,6 +204,7 @@ class Node:
         self._ifnames: set[str] = set()
         self.stopping = False
         self.radius: RadiusRuntime | None = None
+        self.dynauth: DynAuthServer | None = None
         self.counters = NodeCounters()  # what the metrics cannot read from the state at scrape time
         self.metrics_server: MetricsServer | None = None
 
@@ -231,6 +233,7 @@ class Node:
         self._sock_index = self.dp.add_socket(self.sock.fileno())
         self.radius = RadiusRuntime(self.config, self.loop)
         self._accounting_on_off(AcctStatusType.ACCOUNTING_ON)
+        self._dynauth_listen()
         endpoint = Endpoint(self._endpoint_config())
         self.driver = ControlDriver(endpoint, self.sock, self._on_l2tp_event, self.loop, read_socket=False)
         self.loop.add_reader(self.sock.fileno(), self._udp_readable, self._sock_index)
@@ -274,6 +277,9 @@ class Node:
         if self.metrics_server is not None:
             await self.metrics_server.close()
             self.metrics_server = None
+        if self.dynauth is not None:
+            self.dynauth.close()
+            self.dynauth = None
         if self.radius is not None:
             self._accounting_on_off(AcctStatusType.ACCOUNTING_OFF)
             deadline = self.loop.time() + 3.0  # the Stops and the Off get their chance, bounded
@@ -310,6 +316,8 @@ class Node:
         self.pools = pools
         if self.radius is not None:
             self.radius.reconfigure(config)
+        if config.radius_incoming != old.radius_incoming:
+            self._dynauth_listen()
         if old_server.enabled and not server.enabled:
             for s in [s for s in self.sessions.values() if s.client is None]:
                 s.link.close("server disabled", self.now())
@@ -899,6 +907,22 @@ class Node:
         if s.radius is not None and s.radius.acct_interim_interval_s:
             return float(s.radius.acct_interim_interval_s)  # the server's Acct-Interim-Interval wins
         return self.config.ppp.aaa.interim_update
+
+    def _dynauth_listen(self) -> None:
+        """``[radius-incoming]``: (re)open or close the Disconnect/CoA listener as configured."""
+        if self.dynauth is not None:
+            self.dynauth.close()
+            self.dynauth = None
+        incoming = self.config.radius_incoming
+        if not incoming.accept:
+            return
+        server = DynAuthServer(self, incoming.port)
+        try:
+            server.start()
+        except OSError as exc:
+            log.error("RADIUS incoming: cannot listen on UDP port %d: %s", incoming.port, exc.strerror or exc)
+            return
+        self.dynauth = server
 
     def _accounting_on_off(self, status: AcctStatusType) -> None:
         """Accounting-On at start, Accounting-Off at a clean stop (RFC 2866 §5.1): the server closes

@@ -5,20 +5,22 @@ RouterOS precedence sends them to RADIUS."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
 from tests.e2e.daemons import LAC_IP, LNS_IP, Daemon, link_addr, pair, wait_for
 from tests.netns import netns_only
-from tests.radius_server import RadiusUser
+from tests.radius_server import RadiusUser, radclient
 
 pytestmark = netns_only
 
 SECRET = "radius-test-secret"
 USERS = [
     RadiusUser("pap-user", "pap-pw", {"Framed-IP-Address": "10.77.0.10", "Framed-Route": "10.78.1.0/24 0.0.0.0 1",
-                                      "Class": "0x636c6173732d61", "Acct-Interim-Interval": "2"}),
+                                      "Class": "0x636c6173732d61", "Acct-Interim-Interval": "2",
+                                      "Mikrotik-Rate-Limit": "10M/20M"}),
     RadiusUser("chap-user", "chap-pw", {"Framed-IP-Address": "10.77.0.11"}),
     RadiusUser("ms1-user", "ms1-pw", {"Framed-IP-Address": "10.77.0.12"}),
     RadiusUser("ms2-user", "ms2-pw", {"Framed-IP-Address": "10.77.0.13"}),
@@ -115,12 +117,19 @@ def test_framed_route_class_interim_and_stop_octets_match_our_counters(setup):
     assert lac.run(["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.77.0.1"], check=False).returncode == 0
     interim = radius.wait_detail(lambda r: r.get("Acct-Status-Type") == "Interim-Update", timeout=10)[0]
     assert interim["Class"] == "0x636c6173732d61"  # echoed from the Access-Accept
-    active = s.cli("--json", "ppp", "active", "print", "stats", check=True).stdout
-    assert "pap-user" in active
-    assert c.stop() == 0
+    rows = json.loads(s.cli("--json", "ppp", "active", "print", "stats", check=True).stdout)["rows"]
+    assert [r["values"]["name"] for r in rows] == ["pap-user"]
+    assert rows[0]["values"]["limit"] == "10M/20M"  # Mikrotik-Rate-Limit, shown in ppp active
+    ours = rows[0]["data"]
+    s.cli("ppp", "active", "remove", "0", check=True)  # the traffic has stopped: the Stop must say the same
     stop = radius.wait_detail(lambda r: r.get("Acct-Status-Type") == "Stop")[0]
     assert stop["Class"] == "0x636c6173732d61"
+    assert stop["Acct-Terminate-Cause"] == "Admin-Reset"
     assert int(stop["Acct-Input-Packets"]) >= 5 and int(stop["Acct-Output-Packets"]) >= 5
+    assert (int(stop["Acct-Input-Octets"]), int(stop["Acct-Output-Octets"])) == (ours["bytes_in"], ours["bytes_out"])
+    assert (int(stop["Acct-Input-Packets"]), int(stop["Acct-Output-Packets"])) == (ours["packets_in"],
+                                                                                    ours["packets_out"])
+    assert c.stop() == 0
     assert s.stop() == 0
     assert radius.wait_detail(lambda r: r.get("Acct-Status-Type") in ("Accounting-On", "Accounting-Off"), count=2)
 
@@ -171,4 +180,61 @@ disabled = false
              what="RADIUS timeout refusal", on_fail=logs)
     assert link_addr(lac, "l2tp-out1") is None
     assert LAC_IP  # the client dials from the LAC namespace
+    assert c.stop() == 0 and s.stop() == 0
+
+
+def test_disconnect_and_coa_from_the_radius_server(setup):
+    lns, lac, radius, tmp = setup
+    config = lns_config("pap") + """
+[radius-incoming]
+accept = true
+port = 3799
+"""
+    s = Daemon(lns, config, tmp, "lns")
+    c = Daemon(lac, client_config("chap-user", "chap-pw", "pap"), tmp, "lac")
+    logs = lambda: s.text()[-4000:] + "\n---- lac ----\n" + c.text()[-3000:]  # noqa: E731
+    wait_for(lambda: link_addr(lac, "l2tp-out1"), timeout=30, what="up", on_fail=logs)
+    start = radius.wait_detail(lambda r: r.get("Acct-Status-Type") == "Start")[0]
+
+    # a request for nobody: NAK with Session-Context-Not-Found, nothing ends
+    r = radclient("127.0.0.1:3799", "disconnect", SECRET, {"User-Name": "nobody"}, ns=lns)
+    assert r.code == "Disconnect-NAK" and r.get("Error-Cause") == "Session-Context-Not-Found", r.stdout + r.stderr
+    # a wrong secret: dropped, no answer at all
+    r = radclient("127.0.0.1:3799", "disconnect", "wrong", {"User-Name": "chap-user"}, ns=lns, timeout=1)
+    assert r.code is None
+    assert link_addr(lac, "l2tp-out1") is not None
+
+    # CoA: Session-Timeout 2 s for the running session; it then ends as a session timeout
+    r = radclient("127.0.0.1:3799", "coa", SECRET, {"Acct-Session-Id": start["Acct-Session-Id"],
+                                                    "Session-Timeout": "2"}, ns=lns)
+    assert r.code == "CoA-ACK", r.stdout + r.stderr
+    stop = radius.wait_detail(lambda r: r.get("Acct-Status-Type") == "Stop", timeout=15)[0]
+    assert stop["Acct-Terminate-Cause"] == "Session-Timeout"
+
+    # the client redials; Disconnect-Request by User-Name ends the new session (Admin-Reset)
+    wait_for(lambda: link_addr(lac, "l2tp-out1"), timeout=30, what="redialed", on_fail=logs)
+    radius.wait_detail(lambda r: r.get("Acct-Status-Type") == "Start", count=2)
+    r = radclient("127.0.0.1:3799", "disconnect", SECRET, {"User-Name": "chap-user"}, ns=lns)
+    assert r.code == "Disconnect-ACK", r.stdout + r.stderr
+    stops = radius.wait_detail(lambda r: r.get("Acct-Status-Type") == "Stop", count=2)
+    assert stops[1]["Acct-Terminate-Cause"] == "Admin-Reset"
+    assert c.stop() == 0 and s.stop() == 0
+
+
+def test_primary_down_the_backup_answers(setup):
+    lns, lac, radius, tmp = setup
+    backup = lns_config("pap").replace("[[radius]]", """[[radius]]
+address = "127.0.0.1"
+secret = "primary-is-down"
+authentication-port = 18120
+accounting-port = 18130
+timeout = "300ms"
+
+[[radius]]""", 1)
+    s = Daemon(lns, backup, tmp, "lns")
+    c = Daemon(lac, client_config("pap-user", "pap-pw", "pap"), tmp, "lac")
+    logs = lambda: s.text()[-4000:] + "\n---- lac ----\n" + c.text()[-3000:]  # noqa: E731
+    wait_for(lambda: link_addr(lac, "l2tp-out1"), timeout=30, what="up via the backup", on_fail=logs)
+    assert link_addr(lac, "l2tp-out1")[0] == "10.77.0.10"
+    radius.wait_detail(lambda r: r.get("Acct-Status-Type") == "Start")  # accounting fails over too
     assert c.stop() == 0 and s.stop() == 0
