@@ -350,6 +350,8 @@ class RadiusServer:
     accounting_port: int = _k(v.Int(1, 65535), 1813, "UDP port for Accounting-Request")
     timeout: float = _k(v.Time(0.001, 60), 1.1, "wait for an answer before retrying", "300ms (v6)")
     src_address: IPAddress | None = _k(v.OptIP(), None, "source address of requests (unset: any)")
+    require_message_auth: bool = _k(v.Bool(), True,
+                                    "refuse replies without a valid Message-Authenticator (Blast-RADIUS)")
     disabled: bool = _k(v.Bool(), False, "a disabled server is not asked")
     comment: str = _k(v.Text(), "", "free text")
 

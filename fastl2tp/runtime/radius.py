@@ -43,7 +43,8 @@ def servers_from_config(config: cfg.Config) -> list[tuple[RadiusServer, str | No
         if r.disabled or cfg.RadiusService.PPP not in r.service:
             continue
         server = RadiusServer(str(r.address), r.secret.encode(), auth_port=r.authentication_port,
-                              acct_port=r.accounting_port, timeout_s=r.timeout)
+                              acct_port=r.accounting_port, timeout_s=r.timeout,
+                              require_message_authenticator=r.require_message_auth)
         out.append((server, None if r.src_address is None else str(r.src_address)))
     return out
 

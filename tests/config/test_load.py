@@ -166,7 +166,7 @@ BAD_CONFIGS = [
      'radius[0].service: "pppoe" is not one of ppp, login, hotspot, wireless, dhcp, ipsec, dot1x'),
     ("radius incoming nested", '[[radius]]\naddress = "10.0.0.5"\nsecret = "s"\n[radius.incoming]\naccept = true',
      'radius[0]: unknown key "incoming" (known: address, secret, service, authentication-port, '
-     "accounting-port, timeout, src-address, disabled, comment)"),
+     "accounting-port, timeout, src-address, require-message-auth, disabled, comment)"),
     ("incoming without servers", "[radius-incoming]\naccept = true",
      "radius-incoming.accept: yes, but there is no [[radius]] entry to accept requests from"),
     ("daemon socket", '[daemon]\nsocket = "fastl2tpd.sock"', 'daemon.socket: "fastl2tpd.sock" is not an absolute path'),
