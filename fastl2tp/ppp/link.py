@@ -241,6 +241,7 @@ class PppLink:
         self._opened = False
         self._link_down_sent = False
         self._auth_ipcp: IpcpConfig | None = None  # the IpcpConfig given with the auth decision
+        self._auth_ccp: CcpConfig | None = None  # the CcpConfig given with the auth decision
         self._peer_name = ""  # who authenticated (server role), for reasons and logs
         self._ncp_finished_reason: str | None = None
         self._frames: list[bytes] = []
@@ -296,12 +297,13 @@ class PppLink:
 
     def complete_auth(
         self, request_id: int, decision: AuthDecision, now: float, *, ipcp: IpcpConfig | None = None,
-        use_encryption: Encryption | None = None,
+        use_encryption: Encryption | None = None, ccp: CcpConfig | None = None,
     ) -> bool:
         """Server role: answer the ``AuthRequested`` with this ``request_id``. ``ipcp`` (on accept) is
         the IPCP configuration for this user, replacing ``LinkConfig.ipcp`` (the addresses from the
         user's secret/profile or from RADIUS); ``use_encryption`` (on accept) the user's profile's
-        policy, replacing ``LinkConfig.use_encryption``. Returns False if that request is no longer
+        policy, replacing ``LinkConfig.use_encryption``; ``ccp`` (on accept) the user's MPPE key lengths
+        and stateless/stateful preferences, replacing ``LinkConfig.ccp``. Returns False if that request is no longer
         pending (the link terminated, or a stale id); then nothing happens."""
         if self.authenticator is None or self.phase not in (Phase.AUTHENTICATE, Phase.NETWORK):
             return False
@@ -311,6 +313,8 @@ class PppLink:
             self._auth_ipcp = ipcp
         if decision.accepted and use_encryption is not None:
             self.use_encryption = use_encryption
+        if decision.accepted and ccp is not None:
+            self._auth_ccp = ccp
         self._settle(now)
         return True
 
@@ -578,7 +582,7 @@ class PppLink:
                 self._refuse_encryption(f"MPPE needs MS-CHAPv1 or MS-CHAPv2 keys (authenticated with "
                                         f"{self._auth_name()})", now)
             else:
-                self.ccp = Ccp(self.config.ccp, rng=self._rng)
+                self.ccp = Ccp(self._auth_ccp or self.config.ccp, rng=self._rng)
                 ncps.append(self.ccp)
         for ncp in ncps:
             ncp.peer_mru = self.lcp.peer_mru

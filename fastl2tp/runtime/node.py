@@ -474,8 +474,7 @@ class Node:
         else:
             server = self.config.l2tp_server.server
             default = cfg.effective_session(self.config, None)
-            # the user's profile decides use-encryption at login; the MPPE key lengths and stateful
-            # mode stay the default-profile's (complete_auth cannot replace the CcpConfig)
+            # until login, the default profile's; the user's profile (or RADIUS) decides at login
             encryption = Encryption(default.use_encryption.value)
             link = PppLink(Role.SERVER, LinkConfig(
                 lcp=self._lcp_config(server.max_mru, server.max_mtu, server.keepalive_timeout),
@@ -619,9 +618,17 @@ class Node:
             ipcp = IpcpConfig(local_address=local, remote_address=remote, dns_servers=params.dns_server,
                               wins_servers=params.wins_server)
         s.use_encryption = Encryption(params.use_encryption.value)
-        if radius is not None and radius.mppe_required:
-            s.use_encryption = Encryption.REQUIRED  # MS-MPPE-Encryption-Policy: encryption required
-        s.link.complete_auth(req.request_id, decision, self.now(), ipcp=ipcp, use_encryption=s.use_encryption)
+        ccp = self._ccp_config(params)
+        if radius is not None:
+            if radius.mppe_required:
+                s.use_encryption = Encryption.REQUIRED  # MS-MPPE-Encryption-Policy: encryption required
+            types = radius.mppe_encryption_types  # MS-MPPE-Encryption-Types: the key lengths allowed
+            if types:
+                ccp = dataclasses.replace(ccp, allow_40=bool(types & 1) and ccp.allow_40,
+                                          allow_128=bool(types & 2) and ccp.allow_128,
+                                          allow_56=bool(types & 4) and ccp.allow_56)
+        s.link.complete_auth(req.request_id, decision, self.now(), ipcp=ipcp, use_encryption=s.use_encryption,
+                             ccp=ccp)
 
     async def _radius_login(self, s: Session, req) -> None:
         server = self.config.l2tp_server.server

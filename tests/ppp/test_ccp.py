@@ -411,6 +411,26 @@ def test_per_user_policy_from_complete_auth_and_link_level_resets() -> None:
         ENCRYPTION_REFUSED]
 
 
+def test_per_user_key_lengths_from_complete_auth() -> None:
+    """The user's profile (or RADIUS MS-MPPE-Encryption-Types) decides the key lengths at login,
+    replacing the link's configuration: a server configured for 128 negotiates 40 for this user."""
+    server = PppLink(Role.SERVER, LinkConfig(authenticate=(M.MSCHAP2,), ccp=ONLY_128, use_encryption=YES),
+                     rng=ScriptedRng(start=0x5000))
+    client = PppLink(Role.CLIENT, LinkConfig(allow=(M.MSCHAP2,), username="ex", password=PASSWORD,
+                                             use_encryption=YES), rng=ScriptedRng(start=0x9000))
+    p = LinkPair(server, client, secrets={"ex": PASSWORD})
+
+    def complete(item, now):
+        name, ev = item
+        p.link(name).complete_auth(ev.request_id, verify_locally(ev.request, PASSWORD), now,
+                                   ipcp=IpcpConfig(remote_address=A("10.0.0.2")), ccp=ONLY_40)
+    p._complete = complete  # type: ignore[method-assign]
+    p.start(0.0)
+    p.run(20.0)
+    [su], [cu] = p.of("server", EncryptionUp), p.of("client", EncryptionUp)
+    assert su.encoding == cu.encoding == "MPPE40 stateless"
+
+
 # --- replays ---------------------------------------------------------------------------------------
 
 
