@@ -159,11 +159,12 @@ class MppeEncryptionPolicy(enum.IntEnum):
 
 
 class MppeEncryptionTypes(enum.IntFlag):
-    """MS-MPPE-Encryption-Types (RFC 2548 §2.4.5): a bit mask."""
+    """MS-MPPE-Encryption-Types (RFC 2548 §2.4.5): a bit mask. 2 = 40-bit keys allowed, 4 = 128-bit
+    (FreeRADIUS sends 6 for both); 8 = 56-bit is Microsoft's (IAS "strong encryption")."""
 
-    RC4_40 = 1
-    RC4_128 = 2
-    RC4_56 = 4
+    RC4_40 = 2
+    RC4_128 = 4
+    RC4_56 = 8
 
 
 # --- the dictionary ------------------------------------------------------------------------------

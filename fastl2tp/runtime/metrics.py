@@ -122,10 +122,16 @@ class _Families:
                                                "L2TP control messages sent again (RFC 2661 section 5.8)")
         self.setup = HistogramMetricFamily("fastl2tp_session_setup_seconds",
                                            "time from L2TP session up to its interface configured")
+        self.radius = CounterMetricFamily("fastl2tp_radius_client_events",
+                                          "RADIUS client: requests, retransmits, failovers, timeouts, replies, "
+                                          "refused replies", labels=["event"])
+        self.radius_incoming = CounterMetricFamily("fastl2tp_radius_incoming",
+                                                   "RFC 5176 requests by outcome (disconnect, coa, nak, duplicate, "
+                                                   "unknown_client, bad_request)", labels=["outcome"])
 
     def all(self) -> list[Metric]:
         return [self.tunnels, self.sessions, *self.per_session, *self.traffic, self.dp_drops, self.control_drops,
-                self.auth, self.retransmits, self.setup]
+                self.auth, self.retransmits, self.setup, self.radius, self.radius_incoming]
 
 
 class NodeCollector(Collector):
@@ -223,6 +229,13 @@ class NodeCollector(Collector):
             cumulative += n
             buckets.append((bound, cumulative))
         f.setup.add_metric([], buckets, node.counters.setup_sum_s)
+
+        radius = getattr(node, "radius", None)
+        for event, n in sorted((radius.client.stats if radius is not None else {}).items()):
+            f.radius.add_metric([event], n)
+        dynauth = getattr(node, "dynauth", None)
+        for outcome, n in sorted((dynauth.stats if dynauth is not None else {}).items()):
+            f.radius_incoming.add_metric([outcome], n)
 
 
 class _Fixed(Collector):

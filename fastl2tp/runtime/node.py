@@ -63,6 +63,7 @@ from ..radius.packets import (
     AccountingRequest,
     AcctStatusType,
     ChapPassword,
+    MppeEncryptionTypes,
     MsChap1Response,
     MsChap2Response,
     Nas,
@@ -624,9 +625,14 @@ class Node:
                 s.use_encryption = Encryption.REQUIRED  # MS-MPPE-Encryption-Policy: encryption required
             types = radius.mppe_encryption_types  # MS-MPPE-Encryption-Types: the key lengths allowed
             if types:
-                ccp = dataclasses.replace(ccp, allow_40=bool(types & 1) and ccp.allow_40,
-                                          allow_128=bool(types & 2) and ccp.allow_128,
-                                          allow_56=bool(types & 4) and ccp.allow_56)
+                allow = {"allow_40": bool(types & MppeEncryptionTypes.RC4_40) and ccp.allow_40,
+                         "allow_128": bool(types & MppeEncryptionTypes.RC4_128) and ccp.allow_128,
+                         "allow_56": bool(types & MppeEncryptionTypes.RC4_56) and ccp.allow_56}
+                if any(allow.values()):
+                    ccp = dataclasses.replace(ccp, **allow)
+                else:
+                    s.log.warning("RADIUS MS-MPPE-Encryption-Types %#x allows none of the profile's MPPE key "
+                                  "lengths: the profile's apply", types)
         s.link.complete_auth(req.request_id, decision, self.now(), ipcp=ipcp, use_encryption=s.use_encryption,
                              ccp=ccp)
 

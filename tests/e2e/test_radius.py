@@ -11,6 +11,7 @@ import re
 import pytest
 
 from tests.e2e.daemons import LAC_IP, LNS_IP, Daemon, link_addr, pair, wait_for
+from tests.e2e.test_metrics import sample, scrape
 from tests.netns import netns_only
 from tests.radius_server import RadiusUser, radclient
 
@@ -25,6 +26,7 @@ USERS = [
     RadiusUser("ms1-user", "ms1-pw", {"Framed-IP-Address": "10.77.0.12"}),
     RadiusUser("ms2-user", "ms2-pw", {"Framed-IP-Address": "10.77.0.13"}),
     RadiusUser("pool-user", "pool-pw", {"Framed-Pool": "radpool"}),
+    RadiusUser("group-user", "group-pw", {"Framed-IP-Address": "10.77.0.14", "Mikrotik-Group": "slow"}),
     RadiusUser("bad-user", "bad-pw", {"Reply-Message": "account closed"}, reject=True),
 ]
 
@@ -45,6 +47,12 @@ ranges = "10.77.5.1-10.77.5.9"
 name = "radius"
 local-address = "10.77.0.1"
 use-encryption = "yes"
+
+[[ppp.profile]]
+name = "slow"
+local-address = "10.77.0.2"
+use-encryption = "required"
+mppe-key-lengths = "40"
 
 [ppp.aaa]
 use-radius = true
@@ -189,6 +197,9 @@ def test_disconnect_and_coa_from_the_radius_server(setup):
 [radius-incoming]
 accept = true
 port = 3799
+
+[metrics]
+listen = "127.0.0.1:9118"
 """
     s = Daemon(lns, config, tmp, "lns")
     c = Daemon(lac, client_config("chap-user", "chap-pw", "pap"), tmp, "lac")
@@ -218,6 +229,12 @@ port = 3799
     assert r.code == "Disconnect-ACK", r.stdout + r.stderr
     stops = radius.wait_detail(lambda r: r.get("Acct-Status-Type") == "Stop", count=2)
     assert stops[1]["Acct-Terminate-Cause"] == "Admin-Reset"
+    m = scrape(lns, "http://127.0.0.1:9118/metrics")  # what was dropped is counted
+    assert sample(m, "fastl2tp_radius_incoming_total", outcome="bad_request") == 1
+    assert sample(m, "fastl2tp_radius_incoming_total", outcome="nak") == 1
+    assert sample(m, "fastl2tp_radius_incoming_total", outcome="disconnect") == 1
+    assert sample(m, "fastl2tp_radius_incoming_total", outcome="coa") == 1
+    assert sample(m, "fastl2tp_radius_client_events_total", event="replies") >= 4
     assert c.stop() == 0 and s.stop() == 0
 
 
@@ -237,4 +254,18 @@ timeout = "300ms"
     wait_for(lambda: link_addr(lac, "l2tp-out1"), timeout=30, what="up via the backup", on_fail=logs)
     assert link_addr(lac, "l2tp-out1")[0] == "10.77.0.10"
     radius.wait_detail(lambda r: r.get("Acct-Status-Type") == "Start")  # accounting fails over too
+    assert c.stop() == 0 and s.stop() == 0
+
+
+def test_mikrotik_group_selects_the_profile(setup):
+    """Mikrotik-Group=slow: that profile's local address and MPPE policy (required, 40-bit only)."""
+    lns, lac, radius, tmp = setup
+    s = Daemon(lns, lns_config("mschap2"), tmp, "lns")
+    c = Daemon(lac, client_config("group-user", "group-pw", "mschap2"), tmp, "lac")
+    logs = lambda: s.text()[-4000:] + "\n---- lac ----\n" + c.text()[-3000:]  # noqa: E731
+    wait_for(lambda: link_addr(lac, "l2tp-out1"), timeout=30, what="up", on_fail=logs)
+    assert link_addr(lac, "l2tp-out1") == ("10.77.0.14", "10.77.0.2")
+    wait_for(lambda: "encryption MPPE40 stateless" in s.text() and "encryption MPPE40 stateless" in c.text(),
+             timeout=10, what="MPPE40 (the group's profile)", on_fail=logs)
+    assert lac.run(["ping", "-c", "2", "-W", "2", "10.77.0.2"], check=False).returncode == 0, logs()
     assert c.stop() == 0 and s.stop() == 0

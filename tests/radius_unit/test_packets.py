@@ -208,7 +208,7 @@ def test_mschap2_login_with_keys_from_the_server():
     assert result.mppe_send_key == h("8B7CDC149B993A1BA118CB153F56DCCB")
     assert result.mppe_recv_key == h("D5F0E9521E3EA9589645E86051C82226")
     assert result.mppe_encryption_policy == rp.MppeEncryptionPolicy.ALLOWED and not result.mppe_required
-    assert result.mppe_encryption_types == rp.MppeEncryptionTypes.RC4_128 | rp.MppeEncryptionTypes.RC4_56
+    assert result.mppe_encryption_types == rp.MppeEncryptionTypes.RC4_128 | rp.MppeEncryptionTypes.RC4_40
     assert "mppe_send_key" not in repr(result)
 
 
@@ -281,7 +281,7 @@ def full_accept(sent: EncodedRequest) -> bytes:
         + attr(97, h("0040") + h("20010db800010002")) + attr(123, h("0038") + h("20010db8aa00bb"))
         + attr(100, b"v6pool") + attr(99, b"2001:db8:5::/48 :: 1")
         + vsa(MT, 3, b"gold") + vsa(MT, 8, b"10M/20M") + vsa(MT, 19, b"paying") + vsa(MT, 22, b"pd-pool")
-        + vsa(MS, 7, u32(2)) + vsa(MS, 8, u32(2))
+        + vsa(MS, 7, u32(2)) + vsa(MS, 8, u32(4))
         + attr(200, b"unknown to us") + vsa(9, 1, b"cisco-avpair=x")
     )
     return sign_reply(2, sent.identifier, sent.authenticator, attrs, SECRET)
