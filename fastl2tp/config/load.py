@@ -31,7 +31,7 @@ from .model import (
 )
 from .values import BadValue, looks_like_ipv4, show
 
-__all__ = ["check", "dump", "load", "load_file", "load_text", "parse_setting", "table_keys"]
+__all__ = ["changed_settings", "check", "dump", "load", "load_file", "load_text", "parse_setting", "table_keys"]
 
 
 # --- schema helpers ------------------------------------------------------------------------------
@@ -396,9 +396,9 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {value!r} as TOML")
 
 
-def _leaf_lines(obj: Any, base: Any = None) -> list[str]:
-    """``key = value`` lines for the settings that differ from the default (or from ``base``)."""
-    lines = []
+def changed_settings(obj: Any, base: Any = None) -> Iterator[tuple[str, dataclasses.Field[Any], Any]]:
+    """(key, field, value) of the settings of ``obj`` that differ from their default (or from ``base``),
+    required ones and ``name`` always: what ``dump`` writes and ``export`` says."""
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         if base is not None:
@@ -408,8 +408,12 @@ def _leaf_lines(obj: Any, base: Any = None) -> list[str]:
         else:
             default = dataclasses.MISSING  # required: always written
         if f.name == "name" or value != default:
-            lines.append(f"{_key(f.name)} = {_toml_value(f.metadata['kind'].dump(value))}")
-    return lines
+            yield _key(f.name), f, value
+
+
+def _leaf_lines(obj: Any, base: Any = None) -> list[str]:
+    """``key = value`` lines for the settings that differ from the default (or from ``base``)."""
+    return [f"{key} = {_toml_value(f.metadata['kind'].dump(value))}" for key, f, value in changed_settings(obj, base)]
 
 
 def _implicit_builtins(profiles: tuple[Profile, ...]) -> int:

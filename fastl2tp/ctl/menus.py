@@ -25,7 +25,7 @@ from typing import Any
 from ..config import model as m
 from ..config import values as v
 from ..config.edit import ConfigDocument
-from ..config.load import table_keys
+from ..config.load import changed_settings, table_keys
 from .protocol import CtlError, Request
 
 __all__ = [
@@ -566,18 +566,10 @@ def _arg(key: str, text: str) -> str:
 
 def _changed(obj: Any, base: Any | None, *, secrets: bool) -> list[str]:
     out = []
-    for key, f in _fields(type(obj)).items():
+    for key, f, value in changed_settings(obj, base):
         if f.metadata.get("secret") and not secrets:
             continue
-        value = getattr(obj, f.name)
-        if base is not None:
-            default = getattr(base, f.name)
-        elif f.default is not dataclasses.MISSING:
-            default = f.default
-        else:
-            default = dataclasses.MISSING
-        if value != default or key == "name":
-            out.append(_arg(key, _display(f.metadata["kind"], value, quote=False)))
+        out.append(_arg(key, _display(f.metadata["kind"], value, quote=False)))
     return out
 
 

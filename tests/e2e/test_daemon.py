@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.e2e.daemons import LAC_IP, LNS_IP, Daemon, link_addr, pair, wait_for
+from tests.e2e.daemons import LNS_IP, Daemon, link_addr, pair, wait_for
 from tests.netns import netns_only
 
 pytestmark = netns_only

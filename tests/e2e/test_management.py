@@ -12,7 +12,6 @@ import subprocess
 import sys
 
 import pexpect
-import pytest
 
 from fastl2tp.config import load_file
 from fastl2tp.ctl import menus
