@@ -1777,6 +1777,12 @@ cdef class DataPlane:
 
     # -- statistics -----------------------------------------------------------------------------------------------
 
+    def session_traffic(self, int tunnel_id, int session_id) -> tuple:
+        """(rx_packets, rx_bytes, tx_packets, tx_bytes, last_rx_ns, last_tx_ns) of one session: what
+        print, monitor and metrics read for every session, without ``session_stats``' dicts."""
+        cdef dp_session* s = self._session(tunnel_id, session_id)
+        return (s.rx_packets, s.rx_bytes, s.tx_packets, s.tx_bytes, s.last_rx_ns, s.last_tx_ns)
+
     def session_stats(self, int tunnel_id, int session_id) -> dict:
         """Counters and settings of one session; times are CLOCK_MONOTONIC ns (``time.monotonic_ns()``),
         0 when nothing has passed yet. ``drops`` has every reason (zeros included)."""

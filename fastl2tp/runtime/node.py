@@ -987,8 +987,8 @@ class Node:
 
     def idle_seconds(self, s: Session) -> float:
         """Seconds since the session last carried an IP packet either way (RouterOS ``idle-time``)."""
-        st = self.dp.session_stats(s.tunnel_id, s.session_id)
-        last_ns = max(st["last_rx_ns"], st["last_tx_ns"])
+        *_, last_rx_ns, last_tx_ns = self.dp.session_traffic(s.tunnel_id, s.session_id)
+        last_ns = max(last_rx_ns, last_tx_ns)
         since = time.monotonic() - (last_ns / 1e9 if last_ns else s.up_since_monotonic)
         return max(since, 0.0)
 

@@ -80,6 +80,8 @@ def test_ip_packets_reach_the_tun_as_sent(h, shape, acfc, pfc):
     assert stats["rx_bytes"] == sum(map(len, packets))
     assert before <= stats["last_rx_ns"] <= after
     assert stats["last_tx_ns"] == 0
+    # the cheap accessor print, monitor and metrics use says the same
+    assert h.dp.session_traffic(TID, SID) == (3, stats["rx_bytes"], 0, 0, stats["last_rx_ns"], 0)
     c = h.dp.counters()
     assert (c["rx_datagrams"], c["rx_ip"], c["rx_control"], c["rx_ppp"]) == (3, 3, 0, 0)
     zero_drops_except(c)

@@ -147,10 +147,10 @@ class _FakeDataPlane:
         self.traffic: dict[tuple[int, int], int] = {}
         self.reads = 0
 
-    def session_stats(self, tunnel_id: int, session_id: int) -> dict[str, int]:
+    def session_traffic(self, tunnel_id: int, session_id: int) -> tuple[int, ...]:
         n = self.traffic[(tunnel_id, session_id)]  # KeyError like the real one
         self.reads += 1
-        return {"rx_bytes": n, "rx_packets": 1, "tx_bytes": 2 * n, "tx_packets": 1}
+        return (1, n, 1, 2 * n, 0, 0)  # rx packets, rx bytes, tx packets, tx bytes, last rx/tx ns
 
     def counters(self) -> dict[str, int]:
         return {r.name.lower(): 0 for r in DropReason}
