@@ -34,6 +34,7 @@ class Protocol(enum.IntEnum):
     """PPP protocol numbers (RFC 1661 §2; IANA "PPP DLL Protocol Numbers")."""
 
     IPV4 = 0x0021  # RFC 1332
+    BRIDGED = 0x0031  # RFC 3518 §4: bridged LAN frames (BCP's data protocol)
     MP = 0x003D  # RFC 1990 multilink
     IPV6 = 0x0057  # RFC 5072
     COMPRESSED = 0x00FD  # RFC 1962 compressed datagram (MPPE: RFC 3078)
