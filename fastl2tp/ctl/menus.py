@@ -40,6 +40,7 @@ __all__ = [
     "format_uptime",
     "monitor",
     "print_menu",
+    "session_id_text",
 ]
 
 
@@ -241,6 +242,11 @@ def needs_quotes(text: str) -> bool:
                              for ch in text)
 
 
+def session_id_text(tunnel_id: int, session_id: int) -> str:
+    """``/ppp active``'s session-id (RouterOS shows e.g. 0x81D00001); also the RADIUS Acct-Session-Id."""
+    return f"0x{tunnel_id:04X}{session_id:04X}"
+
+
 def format_uptime(seconds: float | None) -> str:
     if seconds is None:
         return ""
@@ -346,7 +352,7 @@ def _active_rows(rt: RuntimeView, stats: bool) -> list[dict[str, Any]]:
     for n, s in enumerate(x for x in rt.sessions if x.role == "server"):
         values = {"name": s.user, "service": "l2tp", "caller-id": s.caller_id, "address": s.remote_address,
                   "uptime": format_uptime(s.uptime_s), "encoding": s.encoding or "none",
-                  "session-id": f"0x{s.tunnel_id:04X}{s.session_id:04X}"}
+                  "session-id": session_id_text(s.tunnel_id, s.session_id)}
         if s.rate_limit:
             values["limit"] = s.rate_limit  # shown by print detail (RouterOS: limit-bytes/rate in detail)
         if stats:

@@ -32,6 +32,7 @@ from ..control.endpoint import Endpoint, EndpointConfig, TunnelSecret
 from ..control.transport import TransportConfig
 from ..control.tunnel import Role as TunnelRole
 from ..control.tunnel import TunnelConfig
+from ..ctl.menus import session_id_text
 from ..errors import FastL2tpError
 from ..ppp.auth import AuthDecision, verify_locally
 from ..ppp.auth.base import (
@@ -639,11 +640,17 @@ class Node:
     async def _radius_login(self, s: Session, req) -> None:
         server = self.config.l2tp_server.server
         by_number = server.caller_id_type is cfg.CallerIdType.NUMBER
-        request = AccessRequest(
-            user_name=req.name, credentials=_radius_credentials(req.credentials), nas=self._nas(),
-            calling_station_id=s.calling_number if by_number else s.peer[0],
-            called_station_id="" if server.listen_address.is_unspecified else str(server.listen_address),
-            acct_session_id=session_acct_id(s))
+        try:
+            request = AccessRequest(
+                user_name=req.name, credentials=_radius_credentials(req.credentials), nas=self._nas(),
+                calling_station_id=s.calling_number if by_number else s.peer[0],
+                called_station_id="" if server.listen_address.is_unspecified else str(server.listen_address),
+                acct_session_id=session_acct_id(s))
+        except FastL2tpError as exc:  # e.g. a PAP password RADIUS cannot carry (over 128 octets)
+            s.log.warning("login of user %s refused: %s", s.user, exc)
+            s.link.complete_auth(req.request_id, AuthDecision(False, reason=str(exc)), self.now())
+            self._pump(s)
+            return
         try:
             result = await self.radius.authenticate(request)
         except RadiusUnavailable as exc:
@@ -1130,8 +1137,8 @@ class Node:
 
 
 def session_acct_id(s: Session) -> str:
-    """The session's Acct-Session-Id, as ``/ppp active`` shows its session-id."""
-    return f"0x{s.tunnel_id:04X}{s.session_id:04X}"
+    """The session's Acct-Session-Id: the session-id ``/ppp active`` shows."""
+    return session_id_text(s.tunnel_id, s.session_id)
 
 
 def _radius_credentials(creds):
