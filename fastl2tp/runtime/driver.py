@@ -16,7 +16,7 @@ import asyncio
 import errno
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from ..control import events as ev
 from ..control.endpoint import Endpoint
@@ -39,6 +39,20 @@ def open_udp(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def recv_burst(sock: socket.socket, max_size: int, what: str,
+               burst: int = RECV_BURST) -> Iterator[tuple[bytes, tuple]]:
+    """The datagrams waiting on a non-blocking socket, at most ``burst`` of them: (data, address).
+    Errors the kernel reports on the socket (ICMP port unreachable and the like) are logged at debug
+    level and skipped; the protocols above retransmit."""
+    for _ in range(burst):
+        try:
+            yield sock.recvfrom(max_size)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            log.debug("%s: receive error: %s", what, exc)
 
 
 class ControlDriver:
@@ -81,14 +95,7 @@ class ControlDriver:
     # --- input ----------------------------------------------------------------------------------
 
     def _readable(self, sock: socket.socket) -> None:
-        for _ in range(RECV_BURST):
-            try:
-                data, addr = sock.recvfrom(MAX_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:  # e.g. ICMP port unreachable reported on the socket
-                log.debug("recv error on %s: %s", sock.getsockname(), exc)
-                continue
+        for data, addr in recv_burst(sock, MAX_DATAGRAM, "L2TP control"):
             self.receive(data, addr[:2])
         self.flush()
 

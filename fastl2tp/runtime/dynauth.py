@@ -27,6 +27,7 @@ from ..radius.packets import (
     encode_dynauth_reply,
     parse_dynauth_request,
 )
+from .driver import recv_burst
 
 if TYPE_CHECKING:
     from .node import Node
@@ -90,14 +91,7 @@ class DynAuthServer:
         return None
 
     def _readable(self, sock: socket.socket) -> None:
-        for _ in range(64):
-            try:
-                data, addr = sock.recvfrom(MAX_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                log.debug("RADIUS incoming: receive error: %s", exc)
-                continue
+        for data, addr in recv_burst(sock, MAX_DATAGRAM, "RADIUS incoming"):
             try:
                 reply = self.handle(data, addr[0], addr[1])
             except Exception:  # noqa: BLE001 - one request's bug must not stop the listener

@@ -24,6 +24,7 @@ from ..radius.client import (
     RadiusServer,
 )
 from ..radius.packets import AccessRequest, AccessResult, AccountingRequest
+from .driver import recv_burst
 
 log = logging.getLogger(__name__)
 
@@ -128,14 +129,7 @@ class RadiusRuntime:
         return sock
 
     def _readable(self, sock: socket.socket) -> None:
-        for _ in range(64):
-            try:
-                data, addr = sock.recvfrom(MAX_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:  # ICMP port unreachable and the like: the client retries
-                log.debug("RADIUS receive error: %s", exc)
-                continue
+        for data, addr in recv_burst(sock, MAX_DATAGRAM, "RADIUS"):
             self.client.receive_datagram(data, (addr[0], addr[1]), self.loop.time())
         self._pump()
 
