@@ -58,11 +58,19 @@ ctypedef enum dp_reason:
     DP_MPPE_BAD_COUNT             # coherency count impossible: repeated, late, or further ahead than we follow
     DP_MPPE_DECRYPT               # decrypted inner protocol not plausible (wrong key / desynchronised / garbage)
     DP_MPPE_DISCARD               # stateful: discarded while waiting for the flushed packet after a loss
-    DP_MPPE_UNENCRYPTED           # plain IP (0x0021/0x0057) on a session that requires MPPE
+    DP_MPPE_UNENCRYPTED           # plain IP (0x0021/0x0057; 0x0031 when bridged) on a session that requires MPPE
+    # BCP bridged frames (RFC 3518 §4), on bridged sessions and bundles
+    DP_ETH_SHORT                  # frame read from a TAP fd shorter than an Ethernet header (14 octets)
+    DP_BCP_UNSUPPORTED            # bridged frame with the I (LAN-ID) flag or a MAC type other than IEEE 802.3
+    DP_BCP_BAD                    # bridged frame malformed: pads/LAN FCS past its end, LAN frame under 14 octets
+    DP_BRIDGED_IP                 # IPv4/IPv6 on a bridged session or bundle (its fd carries Ethernet frames)
+    # Multilink PPP (RFC 1990), on member sessions and bundles
+    DP_MP_SHORT                   # MP fragment (0x003D) shorter than the MP header of the bundle's rx format
+    DP_MP_NO_LINK                 # bundle packet (or a reassembled non-IP packet) with no member link left
     DP_NREASONS                   # number of reasons; keep last
 
 cdef enum:
-    DP_REASON_SLOTS = 32          # counter array size (>= DP_NREASONS; checked at import)
+    DP_REASON_SLOTS = 48          # counter array size (>= DP_NREASONS; checked at import)
 
 ctypedef struct l2tp_hdr:
     uint16_t flags                # the first 16-bit word as sent (T, L, S, O, P bits, Ver)
@@ -118,6 +126,104 @@ cdef Py_ssize_t l2tp_build_data(uint8_t* buf, size_t payload_off, size_t payload
 # checksum; returns 1 then, else 0 (not TCP, not SYN, no MSS, small enough, fragment, malformed).
 cdef int tcp_clamp_mss(uint8_t* pkt, size_t n, uint16_t mss) noexcept nogil
 
+# --- BCP bridged frames (RFC 3518 §4; twin of fastl2tp.wire.bcp.decode_bridged_frame) ---------------------
+
+cdef enum:
+    PPP_BRIDGED = 0x0031          # BCP bridged LAN traffic
+    BCP_HDR = 2                   # flags, MAC type (IEEE 802.3 has no pad octet): what we send is 00 01 + frame
+    BCP_FLAG_F = 0x80             # LAN FCS present
+    BCP_FLAG_I = 0x40             # LAN-ID present (RFC 1638; never negotiated: refused)
+    BCP_FLAG_Z = 0x20             # 802.3 tinygram: restore the zero pad to ETH_MIN
+    BCP_PADS = 0x0F               # pad octets at the end
+    BCP_MAC_8023 = 1
+    BCP_FCS_LEN = 4
+    ETH_HDR = 14                  # destination, source, type/length
+    ETH_MIN = 60                  # IEEE 802.3 minimum frame without FCS
+
+# Decode the information field ``p[:n]`` of a 0x0031 frame in place: DP_OK and the Ethernet frame at
+# ``p[off[0] : off[0] + out_len[0]]``, or DP_BCP_UNSUPPORTED / DP_BCP_BAD. ``room`` is how many octets
+# from ``p`` on may be written (a Z tinygram is zero-padded to 60 octets in place; never past ``room``).
+cdef dp_reason bcp_decode(uint8_t* p, size_t n, size_t room, size_t* off, size_t* out_len) noexcept nogil
+
+# --- Multilink PPP (RFC 1990; twin of fastl2tp.wire.mp) ---------------------------------------------------
+
+cdef enum:
+    PPP_MP = 0x003D
+    MP_FLAG_B = 0x80              # first fragment of a packet
+    MP_FLAG_E = 0x40              # last fragment
+    MP_LONG_HDR = 4               # B, E, 6 reserved bits, 24-bit sequence number
+    MP_SHORT_HDR = 2              # B, E, 2 reserved bits, 12-bit sequence number
+    MP_MAX_LINKS = 8              # member links per bundle
+    # the reassembly counters, in the order of fastl2tp.wire.mp.COUNTER_NAMES
+    MPC_RECEIVED = 0
+    MPC_DELIVERED
+    MPC_LOST
+    MPC_DISCARDED
+    MPC_DROPPED_INCOMPLETE
+    MPC_DUPLICATES
+    MPC_LATE
+    MPC_OVERFLOW
+    MPC_TIMEOUTS
+    MPC_TOO_LONG
+    MPC_NULL
+    MP_NCOUNTERS
+
+ctypedef struct mp_frag:          # one buffered fragment (dense array entry)
+    uint32_t seq
+    uint32_t len
+    uint8_t* data                 # its octets; NULL when longer than frag_cap (its packet is too long anyway)
+    uint8_t flags                 # MP_FLAG_B | MP_FLAG_E
+
+ctypedef struct mp_piece:         # one fragment of a reassembled packet (valid until the next call)
+    const uint8_t* data
+    uint32_t len
+
+ctypedef struct mp_link_rx:       # per member link: the most recently received sequence number (§4.2)
+    uint8_t member
+    uint8_t has_last              # 0: nothing received at or after head ("None" in the oracle)
+    uint32_t last
+
+ctypedef struct dp_mp_rx:
+    # The reassembler of one bundle: the C mirror of wire.mp.Reassembler (same state, rules and
+    # counters). Fixed memory from mp_rx_init: cap = max_buffered + 1 fragment buffers of frag_cap
+    # octets in one arena, a dense fragment array and an open-addressing hash on the sequence number.
+    uint32_t mask                 # sequence space - 1
+    uint32_t half                 # half the sequence space
+    uint32_t head                 # the next sequence number to deliver
+    uint32_t max_buffered
+    uint32_t cap                  # entries: max_buffered + 1 (one insert before the overflow check)
+    uint32_t n                    # fragments buffered
+    uint32_t frag_cap             # octets kept per fragment
+    uint32_t max_packet           # longest packet delivered (mrru + 2); 0 = no limit
+    uint32_t hmask
+    uint32_t hshift
+    uint8_t blocked               # blocked_since is set (something is buffered)
+    uint64_t blocked_since        # ns
+    uint64_t timeout_ns
+    mp_frag* frags                # [cap], dense
+    uint32_t* hidx                # [hmask + 1]: index into frags + 1; 0 = empty
+    uint8_t** free_bufs           # [cap] stack of free fragment buffers
+    uint32_t n_free
+    uint8_t* arena                # cap * frag_cap
+    mp_piece* pieces              # [cap] the packets the last call completed, fragment by fragment
+    uint32_t* out_end             # [cap] packet i is pieces[out_end[i-1] (0 for i = 0) : out_end[i]]
+    uint32_t* out_len             # [cap] its length
+    uint32_t n_pieces
+    uint32_t n_out
+    mp_link_rx links[MP_MAX_LINKS]
+    uint64_t counters[MP_NCOUNTERS]
+
+cdef int mp_rx_init(dp_mp_rx* r, bint short_seq, uint32_t max_buffered, uint64_t timeout_ns, uint32_t first_seq,
+                    uint32_t max_packet, uint32_t frag_cap) except -1
+cdef void mp_rx_free(dp_mp_rx* r) noexcept
+# Each of these first forgets the previous call's output, then leaves the packets it completed in
+# r.pieces / r.out_end / r.out_len / r.n_out (in sequence order).
+cdef void mp_rx_receive(dp_mp_rx* r, int link, uint32_t seq, uint8_t flags, const uint8_t* data, size_t n,
+                        uint64_t now) noexcept nogil
+cdef void mp_rx_link_up(dp_mp_rx* r, int link) noexcept nogil
+cdef void mp_rx_link_down(dp_mp_rx* r, int link, uint64_t now) noexcept nogil
+cdef bint mp_rx_timer(dp_mp_rx* r, uint64_t now) noexcept nogil     # True: a gap was given up
+
 # --- the batch ----------------------------------------------------------------------------------------------
 
 cdef class PacketBatch:
@@ -149,12 +255,20 @@ cdef class PacketBatch:
 #
 #   rx_udp(sock): recvmmsg -> l2tp_parse -> T bit? punt control (copy + source address)
 #                 -> hash lookup (our tunnel id, session id) -> peer address check -> [Ns tracking]
-#                 -> ppp_parse -> [hook: MP 0x003D reassembly] -> DPS_MPPE: 0x00FD mppe_decrypt in place
-#                    (inner protocol; ccp-reset punt on stateful loss), plain IP dropped if required
-#                 -> 0x0021/0x0057: version check, MSS clamp, write(tun_fd)   | other protocol: punt PPP
-#   rx_tun(slot): read(tun_fd) into slot + headroom -> version nibble -> MSS clamp
+#                 -> ppp_parse -> DPS_MP (member link): 0x003D MP header -> dp_mp_rx reassembly -> each completed
+#                    packet, and plain 0x0021/0x0057/0x0031 frames: bundle_deliver (IP / bridged to the bundle's
+#                    fd, anything else punted with the link's ids)
+#                 -> DPS_MPPE: 0x00FD mppe_decrypt in place (inner protocol; ccp-reset punt on stateful loss),
+#                    plain IP (and bridged frames when bridged) dropped if required
+#                 -> 0x0021/0x0057: version check, MSS clamp, write(tun_fd)   (bridged session: BRIDGED_IP)
+#                 -> 0x0031 on a bridged session: bcp_decode in place, write(tun_fd)  | other protocol: punt PPP
+#   rx_tun(slot): read(tun_fd) into slot + headroom -> version nibble -> MSS clamp  (bridged: 00 01 in front)
 #                 -> DPS_MPPE: inner protocol + mppe_encrypt in place, MPPE header in the headroom
-#                 -> [hook: MP fragment] -> l2tp_build_data in place (0x00FD) -> one sendmmsg
+#                 -> l2tp_build_data in place -> one sendmmsg
+#   rx_bundle(id): read(bundle fd) -> as rx_tun (IP or bridged) -> protocol field in front -> mrru check
+#                 -> one link and it fits: plain frame | else mp_plan: first fragment in place, the others copied
+#                    into mpf; MP header + l2tp_build_data per fragment with its link's template
+#                 -> sendmmsg per run of messages on one socket (each to its link's peer)
 
 cdef enum:
     DP_MAX_SOCKETS = 64           # UDP sockets one DataPlane reads and sends on
@@ -164,8 +278,15 @@ cdef enum:
     DPS_TX_LENGTH = 0x0004        # send the Length field
     DPS_MSS = 0x0008              # clamp TCP MSS on SYNs both ways (dp_session.mss)
     DPS_RX_SEQ = 0x0010           # the peer sends Ns (seen on receive): rx_ns_next is valid
+    DPS_BRIDGED = 0x0020          # BCP: tun_fd is a TAP fd of Ethernet frames, carried as 0x0031 (00 01 + frame)
     DPS_MPPE = 0x0100             # MPPE on: dp_mppe state in dp_session.ext (set_mppe / clear_mppe)
-    DPS_MP = 0x0200               # reserved: member of an MP bundle, state in dp_session.ext (not yet)
+    DPS_MP = 0x0200               # member link of an MP bundle: dp_session.bundle, dp_session.mp_link
+    # dp_bundle.flags
+    DPB_USED = 0x0001
+    DPB_BRIDGED = 0x0002          # the bundle's fd is a TAP fd (Ethernet frames as 0x0031)
+    DPB_RX_SHORT = 0x0004         # the peer sends 12-bit sequence numbers (we asked for SSNHF)
+    DPB_TX_SHORT = 0x0008         # we send 12-bit sequence numbers (the peer asked)
+    DPB_MSS = 0x0010              # clamp TCP MSS on SYNs both ways (dp_bundle.mss)
     # dp_punt.kind
     DP_PUNT_CONTROL = 1
     DP_PUNT_PPP = 2
@@ -236,8 +357,45 @@ ctypedef struct dp_session:
     uint64_t tx_ppp               # PPP frames sent by send_ppp
     uint64_t rx_seq_out_of_order  # Ns older than expected (delivered anyway: no reorder buffer)
     uint64_t mss_clamped
-    void* ext                     # extension point: per-session MPPE / MP state (NULL today)
+    void* ext                     # per-session MPPE state (dp_mppe) with DPS_MPPE
+    int32_t bundle                # with DPS_MP: the bundle's id (index into DataPlane.bundles)
+    uint32_t mp_link              # with DPS_MP: the link's index in the bundle (its reassembler link id)
     uint64_t drops[DP_REASON_SLOTS]
+
+ctypedef struct dp_bundle:        # one MP bundle (RFC 1990): its interface, member links, reassembler
+    uint32_t flags                # DPB_*
+    int fd                        # the bundle's TUN (or TAP) fd, not owned; -1 = no interface yet
+    uint16_t mss
+    uint32_t mrru                 # ours: longest reassembled packet delivered (its information field; + 2)
+    uint32_t tx_mrru              # the peer's: longest information field we send (longer: TOO_BIG)
+    uint32_t tx_seq               # sequence number of our next fragment
+    uint32_t n_links
+    uint32_t link_used[MP_MAX_LINKS]
+    uint32_t link_slot[MP_MAX_LINKS]  # session slot of link i
+    uint32_t link_mtu[MP_MAX_LINKS]   # MP header + fragment data <= mtu (the peer's MRU on that link)
+    uint32_t tx_order[MP_MAX_LINKS]   # the used link indices in the order they joined: round-robin order
+    uint32_t min_mtu
+    uint64_t rx_packets           # packets written to fd (payload length: IP packet / Ethernet frame)
+    uint64_t rx_bytes
+    uint64_t tx_packets           # packets read from fd whose last fragment (or plain frame) was sent
+    uint64_t tx_bytes
+    uint64_t last_rx_ns
+    uint64_t last_tx_ns
+    uint64_t frags_rx             # MP fragments received / sent on the member links
+    uint64_t frags_tx
+    uint64_t plain_rx             # plain (no MP header) IP/bridged frames received on a member link
+    uint64_t plain_tx             # packets sent without an MP header (one link, packet fits its mtu)
+    uint64_t mss_clamped
+    uint64_t drops[DP_REASON_SLOTS]
+    dp_mp_rx rx
+
+ctypedef struct dp_mp_msg:        # one message of a bundle's send vector (DataPlane.mpf)
+    uint32_t slot                 # the member session that carries it
+    uint32_t info_len             # its PPP information field (counted by the session)
+    uint32_t pkt_bytes            # the bundle packet's payload length, on its last message
+    int32_t bundle
+    uint8_t last                  # the packet's last fragment (or a plain frame)
+    uint8_t frag                  # an MP fragment (not a plain frame)
 
 ctypedef struct dp_hent:          # one open-addressing hash entry
     uint32_t key
@@ -282,6 +440,19 @@ cdef class DataPlane:
     cdef uint64_t c_rx_datagrams, c_rx_ip, c_rx_control, c_rx_ppp, c_tun_reads
     cdef uint64_t c_tx_ip, c_tx_ppp, c_mss_clamped
     cdef uint64_t c_mppe_tx, c_mppe_rx, c_ccp_resets
+    cdef uint64_t c_mp_frags_tx, c_mp_frags_rx, c_mp_reassembled, c_bcp_tx, c_bcp_rx
+    # MP bundles
+    cdef readonly Py_ssize_t max_bundles
+    cdef dp_bundle* bundles                   # max_bundles entries (reassembler memory from add_bundle)
+    cdef Py_ssize_t bundle_high               # entries [0, bundle_high) have been used
+    cdef Py_ssize_t n_bundles
+    cdef uint8_t* mp_join                     # a reassembled packet is joined here (largest mrru + 2 + 128)
+    cdef Py_ssize_t mp_join_size
+    cdef dp_slots mpf                         # bundle sends: fragment copies + the sendmmsg vector
+    cdef dp_mp_msg* mpm                       # per message of mpf
+    cdef Py_ssize_t mp_cap                    # messages (and fragment copies) per flush
+    cdef Py_ssize_t mp_nmsg
+    cdef Py_ssize_t mp_ncopy
 
     cdef int _not_busy(self) except -1
     cdef dp_socket* _sock(self, int sock_index) except NULL
@@ -289,6 +460,7 @@ cdef class DataPlane:
     cdef void _table_delete(self, uint32_t key)
     cdef dp_session* _session(self, int tunnel_id, int session_id) except NULL
     cdef int _set_flags(self, dp_session* s, tx_seq, tx_length, mss) except -1
+    cdef int _check_headroom(self, bint bridged, bint mppe) except -1
     cdef void _free_ext(self, dp_session* s) noexcept
     # the slot of our (tunnel id, session id), or -1
     cdef int lookup_slot(self, uint16_t tunnel_id, uint16_t session_id) noexcept nogil
@@ -299,3 +471,17 @@ cdef class DataPlane:
     cdef void send_burst(self, dp_session* s, Py_ssize_t n, uint64_t now) noexcept nogil
     cdef void punt(self, int kind, int si, uint16_t tid, uint16_t sid, const uint8_t* p, size_t n,
                    const sockaddr_storage* src) noexcept nogil
+    # MP / BCP
+    cdef dp_bundle* _bundle(self, int bundle_id) except NULL
+    cdef int _check_link_mtu(self, dp_bundle* b, uint32_t mtu) except -1
+    cdef void _unlink(self, dp_bundle* b, uint32_t li, bint process) noexcept
+    cdef void rx_member(self, dp_session* s, int si, uint8_t* frame, size_t flen, uint16_t proto, size_t hl,
+                        uint8_t* end, uint64_t now) noexcept nogil
+    cdef void mp_deliver_out(self, dp_bundle* b, dp_session* ls, uint64_t now) noexcept nogil
+    cdef void bundle_deliver(self, dp_bundle* b, dp_session* ls, uint16_t proto, uint8_t* frame, size_t flen,
+                             size_t hl, uint8_t* end, uint64_t now) noexcept nogil
+    cdef Py_ssize_t rx_bundle_burst(self, dp_bundle* b) noexcept nogil
+    cdef bint mp_queue(self, dp_bundle* b, uint8_t* buf, size_t off, size_t plen, uint32_t pkt_bytes) noexcept nogil
+    cdef void mp_add_msg(self, dp_session* ls, dp_bundle* b, uint8_t* p, size_t n, uint32_t info_len,
+                         uint32_t pkt_bytes, bint last, bint frag) noexcept nogil
+    cdef void mp_flush(self) noexcept nogil

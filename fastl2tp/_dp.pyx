@@ -13,17 +13,24 @@ This first part holds the per-packet building blocks and the batch skeleton:
   peer check -> PPP demux -> MSS clamp -> write to TUN, control and PPP control frames punted) and
   ``rx_tun`` (read bursts -> MSS clamp -> header written in the headroom -> one sendmmsg) each run a
   whole burst ``with nogil``; ``take_punted()`` turns the punted items into Python objects afterwards.
+- BCP bridged sessions and bundles (RFC 3518, protocol 0x0031): ``bcp_decode`` (twin of
+  ``fastl2tp.wire.bcp.decode_bridged_frame``), ``00 01`` + frame on transmit, also under MPPE.
+- Multilink PPP bundles (RFC 1990): ``mp_plan``/``mp_put_header`` cut packets as ``fastl2tp.wire.mp.fragment``
+  does, ``dp_mp_rx`` reassembles exactly as ``fastl2tp.wire.mp.Reassembler`` (same rules and counters), in
+  fixed memory per bundle; ``rx_bundle`` and the member links' receive path run inside the same bursts.
 
 The C-level declarations are in ``_dp.pxd``. The ``def`` functions at the end are the Python-visible
 wrappers used by tests (the oracle comparisons) and benchmarks; nothing per packet goes through them.
 """
 
+from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree
 from libc.errno cimport (
     EAGAIN, ECONNREFUSED, EHOSTUNREACH, EINTR, ENETDOWN, ENETUNREACH, ENOBUFS, errno,
 )
-from libc.stdint cimport int16_t, int32_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.math cimport llround
+from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy, memset
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from posix.uio cimport iovec
@@ -508,6 +515,12 @@ DropReason = IntEnum("DropReason", [
     ("MPPE_DECRYPT", DP_MPPE_DECRYPT),
     ("MPPE_DISCARD", DP_MPPE_DISCARD),
     ("MPPE_UNENCRYPTED", DP_MPPE_UNENCRYPTED),
+    ("ETH_SHORT", DP_ETH_SHORT),
+    ("BCP_UNSUPPORTED", DP_BCP_UNSUPPORTED),
+    ("BCP_BAD", DP_BCP_BAD),
+    ("BRIDGED_IP", DP_BRIDGED_IP),
+    ("MP_SHORT", DP_MP_SHORT),
+    ("MP_NO_LINK", DP_MP_NO_LINK),
 ], module=__name__)
 DropReason.__doc__ = "Why the data plane dropped a packet (one counter each); OK is not a drop."
 NUM_REASONS = DP_NREASONS
@@ -658,6 +671,11 @@ cdef enum:
     _MAX_BATCH = 1024
     _MIN_MSS = 40                 # IPv6 clamps to mss - 20: keep that positive (real values are ~1400)
     _MSS_V6_LESS = 20             # IPv6 header is 20 bytes longer than IPv4's: MSS(v6) = MSS(v4) - 20
+    _MAX_BUNDLES = 1 << 16
+    _MAX_MP_FRAGMENTS = 8192      # reassembly buffer entries per bundle
+    _MIN_MRRU = 64
+    _MP_MIN_CAP = 64              # bundle messages per sendmmsg flush, at least
+    _MP_HEADROOM = L2TP_MAX_DATA_HDR + 4 + MP_LONG_HDR + 2 + BCP_HDR    # L2TP, PPP, MP, protocol, 00 01
 
 
 cdef inline uint64_t _now_ns() noexcept nogil:
@@ -702,6 +720,11 @@ cdef inline void _sdrop(uint64_t* global_drops, dp_session* s, dp_reason r, uint
     s.drops[<int>r] += k
 
 
+cdef inline void _bdrop(uint64_t* global_drops, dp_bundle* b, dp_reason r) noexcept nogil:
+    global_drops[<int>r] += 1
+    b.drops[<int>r] += 1
+
+
 # --- MPPE (RFC 3078) in the data path -------------------------------------------------------------------------
 #
 # Sender (rx_tun): the coherency count runs 0, 1, ... mod 4096. Stateless: a key change before every
@@ -722,10 +745,11 @@ cdef enum:
     _PPP_MPPE = 0x00FD            # PPP Compressed Datagram (RFC 1962), MPPE's protocol
 
 
-cdef inline bint _inner_ok(const uint8_t* p, size_t n, bint strict) noexcept nogil:
+cdef inline bint _inner_ok(const uint8_t* p, size_t n, bint strict, bint bridged) noexcept nogil:
     """Is ``p[:n]`` a plausible decrypted payload? Loose: a protocol field MPPE carries (0x0021..0x00FA,
     odd low octet; one octet with PFC). Strict (used when the answer decides a resynchronisation): IPv4 or
-    IPv6 with the matching IP version nibble (about 1 in 2000 for random bytes)."""
+    IPv6 with the matching IP version nibble (about 1 in 2000 for random bytes), and on a ``bridged``
+    session also a bridged Ethernet frame: 0x0031, flags without I, MAC type 1 (rarer still)."""
     cdef uint16_t proto
     cdef size_t hl
     if n == 0:
@@ -748,6 +772,8 @@ cdef inline bint _inner_ok(const uint8_t* p, size_t n, bint strict) noexcept nog
         return (p[hl] >> 4) == 4
     if proto == _PPP_IPV6:
         return (p[hl] >> 4) == 6
+    if proto == PPP_BRIDGED and bridged:
+        return n >= hl + BCP_HDR and not (p[hl] & BCP_FLAG_I) and p[hl + 1] == BCP_MAC_8023
     return False
 
 
@@ -759,13 +785,14 @@ cdef inline void _keys_head(mppe_keys* dst, const mppe_keys* src) noexcept nogil
     dst.bits = src.bits
 
 
-cdef inline bint _probe(const rc4_state* st, const uint8_t* data, size_t pn, bint strict) noexcept nogil:
-    """Decrypt the first ``pn`` (<= 3) octets with a copy of ``st`` and judge them."""
+cdef inline bint _probe(const rc4_state* st, const uint8_t* data, size_t pn, bint strict,
+                        bint bridged) noexcept nogil:
+    """Decrypt the first ``pn`` (<= 4) octets with a copy of ``st`` and judge them."""
     cdef rc4_state t
-    cdef uint8_t peek[3]
+    cdef uint8_t peek[4]
     memcpy(&t, st, sizeof(rc4_state))
     rc4_crypt(&t, data, peek, pn)
-    return _inner_ok(peek, pn, strict)
+    return _inner_ok(peek, pn, strict, bridged)
 
 
 cdef void mppe_encrypt(dp_mppe* m, uint8_t* hdr, size_t n) noexcept nogil:
@@ -802,9 +829,10 @@ cdef inline dp_reason _mppe_lost_sync(dp_mppe* m, bint* want_reset) noexcept nog
     return DP_MPPE_DISCARD
 
 
-cdef dp_reason mppe_decrypt(dp_mppe* m, uint8_t* p, size_t n, bint* want_reset) noexcept nogil:
+cdef dp_reason mppe_decrypt(dp_mppe* m, uint8_t* p, size_t n, bint* want_reset, bint bridged) noexcept nogil:
     """Check and decrypt the MPPE payload ``p[0:n]`` (header + ciphertext) in place. DP_OK: the inner frame
-    (protocol + information) is ``p[2:n]`` and passed ``_inner_ok``. ``want_reset``: punt a ccp-reset."""
+    (protocol + information) is ``p[2:n]`` and passed ``_inner_ok``. ``want_reset``: punt a ccp-reset.
+    ``bridged``: the session carries bridged frames, which commit the receive state as IP packets do."""
     cdef uint8_t bits
     cdef uint16_t count, x
     cdef uint32_t d, i
@@ -833,10 +861,10 @@ cdef dp_reason mppe_decrypt(dp_mppe* m, uint8_t* p, size_t n, bint* want_reset) 
             mppe_next_session_key(&cand)
         mppe_change_key(&cand)
         rc4_crypt(&cand.rc4, data, data, dn)
-        if not _inner_ok(data, dn, True):
-            # Not IP. The next count's non-IP frame (BCP, ...) is delivered but moves nothing: only an IP
+        if not _inner_ok(data, dn, True, bridged):
+            # Not IP (nor a bridged frame on a bridged session). The next count's non-IP frame (BCP, ...) is delivered but moves nothing: only an IP
             # packet commits the count and key, so forged bytes cannot push the receiver ahead.
-            if d == 1 and _inner_ok(data, dn, False):
+            if d == 1 and _inner_ok(data, dn, False, bridged):
                 m.rx_packets += 1
                 return DP_OK
             return DP_MPPE_DECRYPT
@@ -855,7 +883,7 @@ cdef dp_reason mppe_decrypt(dp_mppe* m, uint8_t* p, size_t n, bint* want_reset) 
             mppe_change_key(&m.rx)      # a flag packet from a sender that does not flag it (BSD, mpd)
         rc4_crypt(&m.rx.rc4, data, data, dn)
         m.rx_ccount = count
-        if not _inner_ok(data, dn, False):
+        if not _inner_ok(data, dn, False, bridged):
             _mppe_lost_sync(m, want_reset)   # in sequence but not decryptable: our RC4 state is off
             return DP_MPPE_DECRYPT
         m.rx_packets += 1
@@ -869,23 +897,23 @@ cdef dp_reason mppe_decrypt(dp_mppe* m, uint8_t* p, size_t n, bint* want_reset) 
         x = (x + 1) & MPPE_CCOUNT_MASK
         if (x & 0xFF) == 0xFF:
             mppe_next_session_key(&cand)
-    pn = dn if dn < 3 else 3
+    pn = dn if dn < 4 else 4
     if (count & 0xFF) == 0xFF:
         mppe_change_key(&cand)          # a flag packet: a key change in every reading
         strict = d != 1
-        if _probe(&cand.rc4, data, pn, strict):
+        if _probe(&cand.rc4, data, pn, strict, bridged):
             choice = 1
     else:
         _keys_head(&alt, &cand)
         mppe_rekey_rc4(&cand)           # the RFC / BSD reading: same key, RC4 re-initialised
         mppe_change_key(&alt)           # the pppd reading: a key change
-        if _probe(&cand.rc4, data, pn, True):
+        if _probe(&cand.rc4, data, pn, True, bridged):
             choice = 1
-        elif _probe(&alt.rc4, data, pn, True):
+        elif _probe(&alt.rc4, data, pn, True, bridged):
             choice = 2
-        elif _probe(&cand.rc4, data, pn, False):
+        elif _probe(&cand.rc4, data, pn, False, bridged):
             choice = 1
-        elif _probe(&alt.rc4, data, pn, False):
+        elif _probe(&alt.rc4, data, pn, False, bridged):
             choice = 2
         if choice == 1:
             m.rx_flush_reinit += 1
@@ -905,6 +933,443 @@ cdef dp_reason mppe_decrypt(dp_mppe* m, uint8_t* p, size_t n, bint* want_reset) 
     m.rx_discard = 0
     m.rx_packets += 1
     return DP_OK
+
+
+# --- BCP bridged frames (RFC 3518 §4) ---------------------------------------------------------------------------
+
+cdef dp_reason bcp_decode(uint8_t* p, size_t n, size_t room, size_t* off, size_t* out_len) noexcept nogil:
+    # The checks of wire.bcp.decode_bridged_frame in its order; every MAC type but IEEE 802.3 (the only one
+    # a TAP device carries) is unsupported, whatever the oracle would make of it.
+    cdef uint8_t flags
+    cdef size_t pads, length
+    if n < BCP_HDR:
+        return DP_BCP_BAD
+    flags = p[0]
+    if (flags & BCP_FLAG_I) or p[1] != BCP_MAC_8023:
+        return DP_BCP_UNSUPPORTED
+    pads = flags & BCP_PADS
+    if n < BCP_HDR + pads:
+        return DP_BCP_BAD
+    length = n - pads - BCP_HDR
+    if flags & BCP_FLAG_F:
+        if length < BCP_FCS_LEN:
+            return DP_BCP_BAD
+        length -= BCP_FCS_LEN               # the LAN FCS is split off, not verified
+    if (flags & BCP_FLAG_Z) and length < ETH_MIN:
+        if room < BCP_HDR + ETH_MIN:
+            return DP_BCP_BAD               # never happens with the data plane's buffers
+        memset(p + BCP_HDR + length, 0, ETH_MIN - length)
+        length = ETH_MIN
+    if length < ETH_HDR:
+        return DP_BCP_BAD
+    off[0] = BCP_HDR
+    out_len[0] = length
+    return DP_OK
+
+
+# --- Multilink PPP (RFC 1990) ------------------------------------------------------------------------------------
+#
+# Transmit: mp_plan cuts a packet (protocol field + information) the way wire.mp.fragment does; the data plane
+# writes each fragment's MP header (mp_put_header) in front of its data, the first fragment in place in the
+# TUN read slot, the others in copies (DataPlane.mpf).
+#
+# Receive: dp_mp_rx is wire.mp.Reassembler in C: the same state (head, the buffered fragments, per link the
+# most recent sequence number or none, blocked_since), the same rules applied in the same order, the same
+# counters. The buffered fragments sit in a dense array (scans: end of the packet at head, next buffered
+# distance, drop-through) with an open-addressing hash on the sequence number (lookups), their octets in
+# fixed buffers of one arena. A call leaves the packets it completed as lists of pieces pointing into
+# buffers it freed: nothing reuses a buffer before the next call, whose single insert comes first.
+
+cdef inline uint32_t mp_plan(size_t total, size_t room, size_t* base, size_t* extra) noexcept nogil:
+    """``wire.mp.fragment``'s cut: n = max(1, ceil(total / room)) fragments, the first total % n one longer."""
+    cdef size_t count = (total + room - 1) // room
+    if count == 0:
+        count = 1
+    base[0] = total // count
+    extra[0] = total % count
+    return <uint32_t>count
+
+
+cdef inline void mp_put_header(uint8_t* p, uint32_t seq, uint8_t flags, bint short_seq) noexcept nogil:
+    if short_seq:
+        p[0] = flags | <uint8_t>((seq >> 8) & 0x0F)
+        p[1] = <uint8_t>seq
+    else:
+        p[0] = flags
+        p[1] = <uint8_t>(seq >> 16)
+        p[2] = <uint8_t>(seq >> 8)
+        p[3] = <uint8_t>seq
+
+
+cdef inline uint32_t mp_parse_header(const uint8_t* p, bint short_seq, uint8_t* flags) noexcept nogil:
+    """The sequence number of the MP header at ``p`` (the caller checked its length); reserved bits ignored."""
+    flags[0] = p[0] & (MP_FLAG_B | MP_FLAG_E)
+    if short_seq:
+        return ((<uint32_t>p[0] & 0x0F) << 8) | p[1]
+    return (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
+
+
+cdef enum:
+    _RUN_GAP = 0
+    _RUN_NEW_BEGIN = 1
+    _RUN_COMPLETE = 2
+
+
+cdef int mp_rx_init(dp_mp_rx* r, bint short_seq, uint32_t max_buffered, uint64_t timeout_ns, uint32_t first_seq,
+                    uint32_t max_packet, uint32_t frag_cap) except -1:
+    cdef uint32_t i
+    cdef uint32_t hsize = 16
+    cdef uint32_t bits = 4
+    memset(r, 0, sizeof(dp_mp_rx))
+    r.mask = (1U << 12) - 1 if short_seq else (1U << 24) - 1
+    r.half = (r.mask + 1) >> 1
+    r.head = first_seq & r.mask
+    r.max_buffered = max_buffered
+    r.cap = max_buffered + 1
+    r.frag_cap = frag_cap
+    r.max_packet = max_packet
+    r.timeout_ns = timeout_ns
+    while hsize < 2 * r.cap:
+        hsize <<= 1
+        bits += 1
+    r.hmask = hsize - 1
+    r.hshift = 32 - bits
+    r.frags = <mp_frag*>PyMem_RawCalloc(r.cap, sizeof(mp_frag))
+    r.hidx = <uint32_t*>PyMem_RawCalloc(hsize, sizeof(uint32_t))
+    r.free_bufs = <uint8_t**>PyMem_RawCalloc(r.cap, sizeof(uint8_t*))
+    r.arena = <uint8_t*>PyMem_RawCalloc(r.cap, frag_cap if frag_cap else 1)
+    r.pieces = <mp_piece*>PyMem_RawCalloc(r.cap, sizeof(mp_piece))
+    r.out_end = <uint32_t*>PyMem_RawCalloc(r.cap, sizeof(uint32_t))
+    r.out_len = <uint32_t*>PyMem_RawCalloc(r.cap, sizeof(uint32_t))
+    if (r.frags == NULL or r.hidx == NULL or r.free_bufs == NULL or r.arena == NULL or r.pieces == NULL
+            or r.out_end == NULL or r.out_len == NULL):
+        mp_rx_free(r)
+        raise MemoryError()
+    for i in range(r.cap):
+        r.free_bufs[i] = r.arena + <size_t>i * frag_cap
+    r.n_free = r.cap
+    return 0
+
+
+cdef void mp_rx_free(dp_mp_rx* r) noexcept:
+    PyMem_RawFree(r.frags)
+    PyMem_RawFree(r.hidx)
+    PyMem_RawFree(r.free_bufs)
+    PyMem_RawFree(r.arena)
+    PyMem_RawFree(r.pieces)
+    PyMem_RawFree(r.out_end)
+    PyMem_RawFree(r.out_len)
+    memset(r, 0, sizeof(dp_mp_rx))
+
+
+cdef inline uint32_t _mp_home(const dp_mp_rx* r, uint32_t seq) noexcept nogil:
+    return <uint32_t>(seq * <uint32_t>2654435769U) >> r.hshift
+
+
+cdef inline int _mp_hpos(const dp_mp_rx* r, uint32_t seq) noexcept nogil:
+    """The hash cell of buffered ``seq``, or -1."""
+    cdef uint32_t i = _mp_home(r, seq)
+    while r.hidx[i] != 0:                   # terminates: the table is at most half full
+        if r.frags[r.hidx[i] - 1].seq == seq:
+            return <int>i
+        i = (i + 1) & r.hmask
+    return -1
+
+
+cdef inline int _mp_find(const dp_mp_rx* r, uint32_t seq) noexcept nogil:
+    """The index in r.frags of buffered ``seq``, or -1."""
+    cdef int i = _mp_hpos(r, seq)
+    return -1 if i < 0 else <int>r.hidx[i] - 1
+
+
+cdef void _mp_insert(dp_mp_rx* r, uint32_t seq, uint8_t flags, const uint8_t* data, size_t n) noexcept nogil:
+    cdef uint32_t d = r.n
+    cdef uint32_t i
+    cdef mp_frag* f = &r.frags[d]
+    c_assert(r.n < r.cap and r.n_free > 0)
+    f.seq = seq
+    f.flags = flags
+    f.len = <uint32_t>n
+    if n <= r.frag_cap:
+        r.n_free -= 1
+        f.data = r.free_bufs[r.n_free]
+        if n:
+            memcpy(f.data, data, n)
+    else:
+        f.data = NULL                       # too long for any packet we deliver: kept as a length only
+    r.n += 1
+    i = _mp_home(r, seq)
+    while r.hidx[i] != 0:
+        i = (i + 1) & r.hmask
+    r.hidx[i] = d + 1
+
+
+cdef void _mp_remove(dp_mp_rx* r, uint32_t seq, bint collect) noexcept nogil:
+    """Remove buffered ``seq`` (it must be buffered); ``collect``: append it to the output pieces."""
+    cdef int pos = _mp_hpos(r, seq)
+    cdef uint32_t i, j, k, d, last
+    cdef bint stays
+    cdef mp_frag* f
+    c_assert(pos >= 0)
+    i = <uint32_t>pos
+    d = r.hidx[i] - 1
+    f = &r.frags[d]
+    if collect:
+        r.pieces[r.n_pieces].data = f.data
+        r.pieces[r.n_pieces].len = f.len
+        r.n_pieces += 1
+    if f.data != NULL:
+        r.free_bufs[r.n_free] = f.data      # its octets stay until the next insert (the next call)
+        r.n_free += 1
+    # the hash cell: linear probing without tombstones (Knuth 6.4, Algorithm R, as DataPlane._table_delete)
+    r.hidx[i] = 0
+    j = i
+    while True:
+        j = (j + 1) & r.hmask
+        if r.hidx[j] == 0:
+            break
+        k = _mp_home(r, r.frags[r.hidx[j] - 1].seq)
+        if i <= j:
+            stays = i < k and k <= j
+        else:
+            stays = i < k or k <= j
+        if stays:
+            continue
+        r.hidx[i] = r.hidx[j]
+        r.hidx[j] = 0
+        i = j
+    # the dense array: the last entry moves into the hole
+    last = r.n - 1
+    if d != last:
+        r.frags[d] = r.frags[last]
+        pos = _mp_hpos(r, r.frags[d].seq)
+        r.hidx[pos] = d + 1
+    r.n -= 1
+
+
+cdef void _mp_advance(dp_mp_rx* r, uint32_t k) noexcept nogil:
+    cdef int l
+    r.head = (r.head + k) & r.mask
+    for l in range(MP_MAX_LINKS):
+        if r.links[l].member and r.links[l].has_last and ((r.links[l].last - r.head) & r.mask) >= r.half:
+            r.links[l].has_last = 0
+
+
+cdef bint _mp_m_distance(const dp_mp_rx* r, uint32_t* m) noexcept nogil:
+    """M as a distance from head; False when M is undefined (no link, or a link without a sequence number)."""
+    cdef int l
+    cdef bint any_link = False
+    cdef uint32_t d
+    cdef uint32_t best = 0xFFFFFFFFU
+    for l in range(MP_MAX_LINKS):
+        if r.links[l].member:
+            if not r.links[l].has_last:
+                return False
+            any_link = True
+            d = (r.links[l].last - r.head) & r.mask
+            if d < best:
+                best = d
+    m[0] = best
+    return any_link
+
+
+cdef int64_t _mp_next_buffered_distance(const dp_mp_rx* r) noexcept nogil:
+    cdef uint32_t i, d
+    cdef int64_t best = -1
+    for i in range(r.n):
+        d = (r.frags[i].seq - r.head) & r.mask
+        if best < 0 or d < best:
+            best = d
+    return best
+
+
+cdef int _mp_run(const dp_mp_rx* r, uint32_t* k_out) noexcept nogil:
+    cdef uint32_t k = 0
+    cdef int d
+    while True:
+        d = _mp_find(r, (r.head + k) & r.mask)
+        if d < 0:
+            k_out[0] = k
+            return _RUN_GAP
+        if k > 0 and (r.frags[d].flags & MP_FLAG_B):
+            k_out[0] = k
+            return _RUN_NEW_BEGIN
+        k += 1
+        if r.frags[d].flags & MP_FLAG_E:
+            k_out[0] = k
+            return _RUN_COMPLETE
+
+
+cdef void _mp_take(dp_mp_rx* r, uint32_t k, bint collect) noexcept nogil:
+    cdef uint32_t i
+    for i in range(k):
+        _mp_remove(r, (r.head + i) & r.mask, collect)
+    _mp_advance(r, k)
+
+
+cdef void _mp_deliver(dp_mp_rx* r, uint32_t first_piece) noexcept nogil:
+    cdef uint32_t i
+    cdef size_t total = 0
+    cdef bint big = False
+    for i in range(first_piece, r.n_pieces):
+        total += r.pieces[i].len
+        if r.pieces[i].data == NULL:
+            big = True
+    if total == 0:
+        r.counters[<int>MPC_NULL] += 1
+        r.n_pieces = first_piece
+    elif big or (r.max_packet and total > r.max_packet):
+        r.counters[<int>MPC_TOO_LONG] += 1
+        r.n_pieces = first_piece
+    else:
+        r.counters[<int>MPC_DELIVERED] += 1
+        r.out_end[r.n_out] = r.n_pieces
+        r.out_len[r.n_out] = <uint32_t>total
+        r.n_out += 1
+
+
+cdef void _mp_drop_packet(dp_mp_rx* r, uint32_t k) noexcept nogil:
+    _mp_take(r, k, False)
+    r.counters[<int>MPC_DROPPED_INCOMPLETE] += 1
+    r.counters[<int>MPC_DISCARDED] += k
+
+
+cdef int64_t _mp_end_distance(const dp_mp_rx* r) noexcept nogil:
+    cdef uint32_t i, d
+    cdef int64_t cand
+    cdef int64_t best = -1
+    for i in range(r.n):
+        d = (r.frags[i].seq - r.head) & r.mask
+        if (r.frags[i].flags & MP_FLAG_B) and d > 0:
+            cand = d - 1
+        elif r.frags[i].flags & MP_FLAG_E:
+            cand = d
+        else:
+            continue
+        if best < 0 or cand < best:
+            best = cand
+    return best
+
+
+cdef void _mp_drop_through(dp_mp_rx* r, uint32_t e) noexcept nogil:
+    # The oracle walks every sequence number from head through e; here only the buffered fragments are
+    # visited (e may be millions away), the others are the lost ones.
+    cdef uint32_t i = 0
+    cdef uint32_t removed = 0
+    if _mp_find(r, r.head) >= 0:
+        r.counters[<int>MPC_DROPPED_INCOMPLETE] += 1
+    while i < r.n:
+        if ((r.frags[i].seq - r.head) & r.mask) <= e:
+            _mp_remove(r, r.frags[i].seq, False)    # the last entry moves into i: look at i again
+            removed += 1
+        else:
+            i += 1
+    r.counters[<int>MPC_DISCARDED] += removed
+    r.counters[<int>MPC_LOST] += <uint64_t>e + 1 - removed
+    _mp_advance(r, e + 1)
+
+
+cdef void _mp_process(dp_mp_rx* r) noexcept nogil:
+    cdef int d, how
+    cdef uint32_t k, m, first
+    cdef int64_t e
+    while r.n:
+        d = _mp_find(r, r.head)
+        if d >= 0:
+            if not (r.frags[d].flags & MP_FLAG_B):     # rule 2
+                _mp_take(r, 1, False)
+                r.counters[<int>MPC_DISCARDED] += 1
+                continue
+            how = _mp_run(r, &k)                        # rule 1
+            if how == _RUN_COMPLETE:
+                first = r.n_pieces
+                _mp_take(r, k, True)
+                _mp_deliver(r, first)
+                continue
+            if how == _RUN_NEW_BEGIN:
+                _mp_drop_packet(r, k)
+                continue
+        if not _mp_m_distance(r, &m):                   # rule 3
+            return
+        e = _mp_end_distance(r)
+        if e < 0 or m <= e:
+            return
+        _mp_drop_through(r, <uint32_t>e)
+
+
+cdef void _mp_give_up(dp_mp_rx* r) noexcept nogil:
+    cdef uint32_t k
+    cdef int64_t nd
+    if _mp_find(r, r.head) >= 0:
+        _mp_run(r, &k)
+        _mp_drop_packet(r, k)
+    nd = _mp_next_buffered_distance(r)
+    if nd > 0:
+        r.counters[<int>MPC_LOST] += <uint64_t>nd
+        _mp_advance(r, <uint32_t>nd)
+
+
+cdef inline void _mp_rearm(dp_mp_rx* r, uint32_t head_before, uint64_t now) noexcept nogil:
+    if r.n == 0:
+        r.blocked = 0
+    elif not r.blocked or r.head != head_before:
+        r.blocked = 1
+        r.blocked_since = now
+
+
+cdef void mp_rx_receive(dp_mp_rx* r, int link, uint32_t seq, uint8_t flags, const uint8_t* data, size_t n,
+                        uint64_t now) noexcept nogil:
+    cdef uint32_t head_before
+    r.n_out = 0
+    r.n_pieces = 0
+    seq &= r.mask
+    r.counters[<int>MPC_RECEIVED] += 1
+    if ((seq - r.head) & r.mask) >= r.half:
+        r.counters[<int>MPC_LATE] += 1
+        return
+    r.links[link].member = 1
+    r.links[link].has_last = 1
+    r.links[link].last = seq
+    head_before = r.head
+    if _mp_find(r, seq) >= 0:
+        r.counters[<int>MPC_DUPLICATES] += 1
+    else:
+        _mp_insert(r, seq, flags, data, n)
+    _mp_process(r)
+    while r.n > r.max_buffered:
+        r.counters[<int>MPC_OVERFLOW] += 1
+        _mp_give_up(r)
+        _mp_process(r)
+    _mp_rearm(r, head_before, now)
+
+
+cdef void mp_rx_link_up(dp_mp_rx* r, int link) noexcept nogil:
+    if not r.links[link].member:
+        r.links[link].member = 1
+        r.links[link].has_last = 0
+
+
+cdef void mp_rx_link_down(dp_mp_rx* r, int link, uint64_t now) noexcept nogil:
+    cdef uint32_t head_before = r.head
+    r.n_out = 0
+    r.n_pieces = 0
+    r.links[link].member = 0
+    r.links[link].has_last = 0
+    _mp_process(r)
+    _mp_rearm(r, head_before, now)
+
+
+cdef bint mp_rx_timer(dp_mp_rx* r, uint64_t now) noexcept nogil:
+    r.n_out = 0
+    r.n_pieces = 0
+    if not r.blocked or r.blocked_since + r.timeout_ns > now:
+        return False
+    r.counters[<int>MPC_TIMEOUTS] += 1
+    _mp_give_up(r)
+    _mp_process(r)
+    r.blocked = 1 if r.n else 0
+    r.blocked_since = now
+    return True
 
 
 cdef int _slots_alloc(dp_slots* v, size_t count, size_t slot_size, size_t headroom, bint with_addrs) except -1:
@@ -1006,7 +1471,7 @@ cdef class DataPlane:
     """The per-packet engine: sessions in a C table, bursts of UDP and TUN I/O with the GIL released.
 
     ``DataPlane(batch=64, headroom=64, max_sessions=65536, *, slot_size=2048, max_bursts=8,
-    punt_slots=1024, punt_bytes=256 KiB)``. Python opens every fd (UDP sockets, TUN devices) and keeps
+    punt_slots=1024, punt_bytes=256 KiB, max_bundles=4096)``. Python opens every fd (UDP sockets, TUN devices) and keeps
     owning it: the data plane never closes one. One thread drives a DataPlane (the event loop's):
     while a burst runs, calls that change the table raise ``RuntimeError``.
 
@@ -1016,11 +1481,15 @@ cdef class DataPlane:
       busy socket cannot starve the loop.
     - Punted items wait in a bounded queue (``punt_slots`` items, ``punt_bytes`` bytes); when Python does
       not drain it, further punts are dropped as ``PUNT_FULL``.
+    - ``max_bundles`` bounds the MP bundles (``add_bundle``); each takes its reassembly memory when added.
+
+    Bridged sessions and bundles (BCP, RFC 3518) carry the Ethernet frames of a TAP fd as PPP protocol
+    0x0031 (``00 01`` + frame: IEEE 802.3, no LAN FCS, no pads). MP bundles (RFC 1990): see ``add_bundle``.
     """
 
     def __cinit__(self, Py_ssize_t batch=64, Py_ssize_t headroom=64, Py_ssize_t max_sessions=65536, *,
                   Py_ssize_t slot_size=2048, int max_bursts=8, Py_ssize_t punt_slots=1024,
-                  Py_ssize_t punt_bytes=262144):
+                  Py_ssize_t punt_bytes=262144, Py_ssize_t max_bundles=4096):
         cdef Py_ssize_t size = 16
         cdef uint32_t bits = 4
         cdef int i
@@ -1034,6 +1503,8 @@ cdef class DataPlane:
             raise ValueError("slot_size must hold headroom + 576 bytes and at most 64 KiB + headroom")
         if max_bursts < 1 or punt_slots < 1 or punt_bytes < slot_size:
             raise ValueError("max_bursts and punt_slots must be >= 1, punt_bytes >= slot_size")
+        if not 0 <= max_bundles <= _MAX_BUNDLES:
+            raise ValueError(f"max_bundles must be 0..{_MAX_BUNDLES}")
         self.batch = batch
         self.headroom = headroom
         self.max_sessions = max_sessions
@@ -1057,8 +1528,12 @@ cdef class DataPlane:
         self.punt_arena_size = punt_bytes
         self.punt_arena = <uint8_t*>PyMem_RawCalloc(punt_bytes, 1)
         self.scratch = <uint8_t*>PyMem_RawCalloc(slot_size, 1)
+        self.max_bundles = max_bundles
+        self.bundles = <dp_bundle*>PyMem_RawCalloc(max_bundles if max_bundles else 1, sizeof(dp_bundle))
+        # the fragment copies and send vector of bundles: allocated by the first add_bundle
+        self.mp_cap = batch * 4 if batch * 4 > _MP_MIN_CAP else _MP_MIN_CAP
         if (self.table == NULL or self.sess == NULL or self.free_slots == NULL or self.punts == NULL
-                or self.punt_arena == NULL or self.scratch == NULL):
+                or self.punt_arena == NULL or self.scratch == NULL or self.bundles == NULL):
             raise MemoryError()
         _slots_alloc(&self.rx, batch, slot_size, 0, True)
         _slots_alloc(&self.tx, batch, slot_size, headroom, False)
@@ -1069,6 +1544,14 @@ cdef class DataPlane:
             for i in range(self.high_water):
                 if self.sess[i].flags & DPS_USED:
                     self._free_ext(&self.sess[i])
+        if self.bundles != NULL:
+            for i in range(self.bundle_high):
+                if self.bundles[i].flags & DPB_USED:
+                    mp_rx_free(&self.bundles[i].rx)
+        PyMem_RawFree(self.bundles)
+        _slots_free(&self.mpf)
+        PyMem_RawFree(self.mpm)
+        PyMem_RawFree(self.mp_join)
         _slots_free(&self.rx)
         _slots_free(&self.tx)
         PyMem_RawFree(self.table)
@@ -1208,7 +1691,7 @@ cdef class DataPlane:
 
     def add_session(self, int tunnel_id, int session_id, int peer_tunnel_id, int peer_session_id,
                     str peer_ip, int peer_port, int sock_index, int tun_fd, *, bint tx_seq=False,
-                    bint tx_length=False, int mss=0) -> int:
+                    bint tx_length=False, int mss=0, bint bridged=False) -> int:
         """Add a session keyed by our (tunnel id, session id); returns its slot (for ``rx_tun``).
 
         The peer's ids go into every data header we send; data messages are accepted only from
@@ -1217,6 +1700,11 @@ cdef class DataPlane:
         are then dropped as NO_TUN until ``update_session(tun_fd=...)``.
         ``tx_length``: send the Length field; ``mss``: TCP MSS clamp on SYNs both ways (0 = off), the
         IPv4 value (interface MTU - 40); IPv6 SYNs are clamped to ``mss - 20`` (MTU - 60).
+        ``bridged`` (BCP): ``tun_fd`` is a TAP fd (IFF_TAP|IFF_NO_PI); each frame read from it (at least 14
+        octets, else ETH_SHORT) goes out as protocol 0x0031 with ``00 01`` in front; received 0x0031 frames
+        are decoded (RFC 3518 §4: FCS split off, pads stripped, tinygrams zero-padded to 60 octets; a LAN-ID
+        or a MAC type other than IEEE 802.3 is BCP_UNSUPPORTED, a malformed frame BCP_BAD) and written to it;
+        IPv4/IPv6 from the peer is dropped (BRIDGED_IP). A session that is not bridged punts 0x0031.
         """
         cdef sockaddr_storage peer
         cdef socklen_t peer_len = 0
@@ -1232,6 +1720,8 @@ cdef class DataPlane:
         if tun_fd < -1:
             raise ValueError("tun_fd: an open fd, or -1 for no interface yet")
         _check_mss(mss)
+        if bridged:
+            self._check_headroom(True, False)
         _make_peer(sk.family, peer_ip, peer_port, &peer, &peer_len)
         if self.lookup_slot(<uint16_t>tunnel_id, <uint16_t>session_id) >= 0:
             raise ValueError(f"session ({tunnel_id}, {session_id}) exists")
@@ -1253,6 +1743,9 @@ cdef class DataPlane:
         s.peer_len = peer_len
         s.tx.tunnel_id = <uint16_t>peer_tunnel_id
         s.tx.session_id = <uint16_t>peer_session_id
+        s.bundle = -1
+        if bridged:
+            s.flags |= DPS_BRIDGED
         self._set_flags(s, tx_seq, tx_length, mss)
         self._table_insert(s.key, slot)
         self.n_sessions += 1
@@ -1260,9 +1753,10 @@ cdef class DataPlane:
 
     def update_session(self, int tunnel_id, int session_id, *, peer_ip=None, peer_port=None,
                        peer_tunnel_id=None, peer_session_id=None, sock_index=None, tun_fd=None,
-                       tx_seq=None, tx_length=None, mss=None) -> None:
-        """Change what is given (None = keep): peer address/ids, socket, TUN fd, flags, MSS clamp.
-        Counters and the Ns state are kept."""
+                       tx_seq=None, tx_length=None, mss=None, bridged=None) -> None:
+        """Change what is given (None = keep): peer address/ids, socket, TUN fd, flags, MSS clamp, bridged
+        (the fd then is a TAP fd, see ``add_session``). Counters and the Ns state are kept. A member of an
+        MP bundle keeps its settings, but its own TUN fd and bridged flag are not used while it is one."""
         cdef dp_session* s
         cdef sockaddr_storage peer
         cdef socklen_t peer_len = 0
@@ -1277,6 +1771,8 @@ cdef class DataPlane:
             raise ValueError("tun_fd: an open fd, or -1 for no interface yet")
         if mss is not None:
             _check_mss(mss)
+        if bridged:
+            self._check_headroom(True, (s.flags & DPS_MPPE) != 0)
         new_sock = s.sock_index if sock_index is None else sock_index
         sk = self._sock(new_sock)
         ip, port = _addr_tuple(&s.peer)
@@ -1294,14 +1790,29 @@ cdef class DataPlane:
             s.tx.session_id = <uint16_t>peer_session_id
         if tun_fd is not None:
             s.tun_fd = tun_fd
+        if bridged is not None:
+            if bridged:
+                s.flags |= DPS_BRIDGED
+            else:
+                s.flags &= ~DPS_BRIDGED
         self._set_flags(s, tx_seq, tx_length, mss)
 
+    cdef int _check_headroom(self, bint bridged, bint mppe) except -1:
+        cdef Py_ssize_t need = L2TP_MAX_DATA_HDR + 4 + (BCP_HDR if bridged else 0) + (MPPE_OVERHEAD if mppe else 0)
+        if self.headroom < need:
+            what = "MPPE on a bridged session" if bridged and mppe else ("MPPE" if mppe else "a bridged session")
+            raise ValueError(f"{what} needs a headroom of at least {need}")
+        return 0
+
     def remove_session(self, int tunnel_id, int session_id) -> None:
-        """Forget a session (``KeyError`` when unknown); its slot may be reused by the next add."""
+        """Forget a session (``KeyError`` when unknown); its slot may be reused by the next add. A member of
+        an MP bundle leaves it first (as ``bundle_remove_link``)."""
         cdef dp_session* s
         cdef uint32_t slot
         self._not_busy()
         s = self._session(tunnel_id, session_id)
+        if s.flags & DPS_MP:
+            self._unlink(&self.bundles[s.bundle], s.mp_link, True)
         slot = <uint32_t>(s - self.sess)
         self._free_ext(s)
         self._table_delete(s.key)
@@ -1345,8 +1856,9 @@ cdef class DataPlane:
             raise ValueError(f"MPPE key strength must be 40, 56 or 128 bits, not {bits}")
         if sk.shape[0] < key_len or rk.shape[0] < key_len:
             raise ValueError(f"{bits}-bit MPPE needs start keys of at least {key_len} octets")
-        if self.headroom < L2TP_MAX_DATA_HDR + 4 + MPPE_OVERHEAD:
-            raise ValueError(f"MPPE needs a headroom of at least {L2TP_MAX_DATA_HDR + 4 + MPPE_OVERHEAD}")
+        if s.flags & DPS_MP:
+            raise ValueError("MPPE over a multilink bundle is not supported")
+        self._check_headroom((s.flags & DPS_BRIDGED) != 0, True)
         m = <dp_mppe*>PyMem_RawCalloc(1, sizeof(dp_mppe))
         if m == NULL:
             raise MemoryError()
@@ -1431,6 +1943,8 @@ cdef class DataPlane:
         cdef size_t hl
         cdef dp_mppe* m
         cdef bint want_reset
+        cdef bint bridged
+        cdef size_t eoff, elen
         if mflags & MSG_TRUNC:
             self.drops[<int>DP_TOO_BIG] += 1
             return
@@ -1465,12 +1979,16 @@ cdef class DataPlane:
             return
         proto = ph.proto
         hl = ph.hdr_len
-        # hook (later): s.flags & DPS_MP and proto == 0x003D -> MP reassembly
+        if s.flags & DPS_MP:
+            # a member link: MP fragments to the bundle's reassembler, plain data frames to the bundle
+            self.rx_member(s, si, frame, flen, proto, hl, p + self.rx.slot_size, now)
+            return
+        bridged = (s.flags & DPS_BRIDGED) != 0
         if s.flags & DPS_MPPE:
             m = <dp_mppe*>s.ext
             if proto == _PPP_MPPE:
                 want_reset = False
-                r = mppe_decrypt(m, frame + hl, flen - hl, &want_reset)
+                r = mppe_decrypt(m, frame + hl, flen - hl, &want_reset, bridged)
                 if want_reset:
                     m.reset_requests += 1
                     self.c_ccp_resets += 1
@@ -1491,10 +2009,13 @@ cdef class DataPlane:
                 else:
                     proto = frame[1]
                     hl = 2
-            elif m.required and (proto == _PPP_IPV4 or proto == _PPP_IPV6):
+            elif m.required and (proto == _PPP_IPV4 or proto == _PPP_IPV6 or (bridged and proto == PPP_BRIDGED)):
                 _sdrop(self.drops, s, DP_MPPE_UNENCRYPTED, 1)
                 return
         if proto == _PPP_IPV4 or proto == _PPP_IPV6:
+            if bridged:
+                _sdrop(self.drops, s, DP_BRIDGED_IP, 1)
+                return
             ip = frame + hl
             iplen = flen - hl
             if iplen == 0 or (ip[0] >> 4) != (4 if proto == _PPP_IPV4 else 6):
@@ -1516,8 +2037,27 @@ cdef class DataPlane:
             s.last_rx_ns = now
             self.c_rx_ip += 1
             return
-        # LCP, authentication, NCPs, CCP, compressed datagrams without MPPE, decrypted non-IP frames
-        # (protocol + information), anything unknown: to Python
+        if proto == PPP_BRIDGED and bridged:
+            ip = frame + hl
+            r = bcp_decode(ip, flen - hl, <size_t>(p + self.rx.slot_size - ip), &eoff, &elen)
+            if r != DP_OK:
+                _sdrop(self.drops, s, r, 1)
+                return
+            if s.tun_fd < 0:
+                _sdrop(self.drops, s, DP_NO_TUN, 1)
+                return
+            w = write(s.tun_fd, ip + eoff, elen)
+            if w < 0:
+                _sdrop(self.drops, s, DP_TUN_WRITE, 1)
+                return
+            s.rx_packets += 1
+            s.rx_bytes += elen
+            s.last_rx_ns = now
+            self.c_rx_ip += 1
+            self.c_bcp_rx += 1
+            return
+        # LCP, authentication, NCPs (BCP too), CCP, compressed datagrams without MPPE, decrypted non-IP frames
+        # (protocol + information), bridged frames on a session that is not bridged, anything unknown: to Python
         punts_before = self.n_punts
         self.punt(DP_PUNT_PPP, si, h.tunnel_id, h.session_id, frame, flen, NULL)
         if self.n_punts == punts_before:
@@ -1607,6 +2147,8 @@ cdef class DataPlane:
             s.tx_packets += <uint64_t>r
             s.last_tx_ns = now
             self.c_tx_ip += <uint64_t>r
+            if s.flags & DPS_BRIDGED:
+                self.c_bcp_tx += <uint64_t>r
             sent += r
 
     cdef Py_ssize_t rx_tun_burst(self, dp_session* s) noexcept nogil:
@@ -1620,6 +2162,8 @@ cdef class DataPlane:
         cdef bint drained = False
         cdef uint8_t* buf
         cdef uint8_t ver
+        cdef size_t pstart, plen
+        cdef bint bridged = (s.flags & DPS_BRIDGED) != 0
         cdef dp_mppe* m = <dp_mppe*>s.ext if s.flags & DPS_MPPE else NULL
         for burst in range(self.max_bursts):
             n = 0
@@ -1641,28 +2185,40 @@ cdef class DataPlane:
                 if <size_t>r >= room:           # may have been truncated: never forward a partial packet
                     _sdrop(self.drops, s, DP_TOO_BIG, 1)
                     continue
-                ver = buf[hr] >> 4
-                if ver == 4:
-                    s.tx.ppp_proto = _PPP_IPV4
-                elif ver == 6:
-                    s.tx.ppp_proto = _PPP_IPV6
+                if bridged:
+                    # BCP (RFC 3518 §4): 00 01 (no flags, IEEE 802.3) in front of the Ethernet frame
+                    if <size_t>r < ETH_HDR:
+                        _sdrop(self.drops, s, DP_ETH_SHORT, 1)
+                        continue
+                    pstart = hr - BCP_HDR
+                    buf[pstart] = 0
+                    buf[pstart + 1] = BCP_MAC_8023
+                    plen = <size_t>r + BCP_HDR
+                    s.tx.ppp_proto = PPP_BRIDGED
                 else:
-                    _sdrop(self.drops, s, DP_BAD_IP, 1)
-                    continue
-                if s.flags & DPS_MSS and tcp_clamp_mss(
-                        buf + hr, <size_t>r, s.mss if ver == 4 else s.mss - _MSS_V6_LESS):
-                    s.mss_clamped += 1
-                    self.c_mss_clamped += 1
-                # hook (later): DPS_MP -> fragment with MP headers across the bundle's links.
+                    ver = buf[hr] >> 4
+                    if ver == 4:
+                        s.tx.ppp_proto = _PPP_IPV4
+                    elif ver == 6:
+                        s.tx.ppp_proto = _PPP_IPV6
+                    else:
+                        _sdrop(self.drops, s, DP_BAD_IP, 1)
+                        continue
+                    if s.flags & DPS_MSS and tcp_clamp_mss(
+                            buf + hr, <size_t>r, s.mss if ver == 4 else s.mss - _MSS_V6_LESS):
+                        s.mss_clamped += 1
+                        self.c_mss_clamped += 1
+                    pstart = hr
+                    plen = <size_t>r
                 if m != NULL:
-                    # inner protocol + packet encrypted in place, MPPE header in front, then 0x00FD
-                    _put16(buf + hr - 2, s.tx.ppp_proto)
-                    mppe_encrypt(m, buf + hr - MPPE_OVERHEAD, <size_t>r + 2)
+                    # inner protocol + payload encrypted in place, MPPE header in front, then 0x00FD
+                    _put16(buf + pstart - 2, s.tx.ppp_proto)
+                    mppe_encrypt(m, buf + pstart - MPPE_OVERHEAD, plen + 2)
                     s.tx.ppp_proto = _PPP_MPPE
-                    off = l2tp_build_data(buf, hr - MPPE_OVERHEAD, <size_t>r + MPPE_OVERHEAD, &s.tx)
+                    off = l2tp_build_data(buf, pstart - MPPE_OVERHEAD, plen + MPPE_OVERHEAD, &s.tx)
                     self.c_mppe_tx += 1
                 else:
-                    off = l2tp_build_data(buf, hr, <size_t>r, &s.tx)
+                    off = l2tp_build_data(buf, pstart, plen, &s.tx)
                 if off < 0:
                     _sdrop(self.drops, s, DP_TOO_BIG, 1)
                     continue
@@ -1775,6 +2331,673 @@ cdef class DataPlane:
         self.c_tx_ppp += 1
         return True
 
+    # -- MP bundles (RFC 1990) ------------------------------------------------------------------------------------
+
+    def add_bundle(self, int fd, *, int mrru, bint rx_short_seq, bint tx_short_seq, bint bridged=False,
+                   int mss=0, int max_fragments=256, double timeout=1.0, peer_mrru=None) -> int:
+        """Add an MP bundle whose packets go to and come from ``fd`` (its TUN fd, or a TAP fd when
+        ``bridged``; -1 while there is no interface yet: IP to it is then NO_TUN); returns its id (>= 0).
+
+        ``mrru`` (64..65535, ours): a reassembled packet longer than ``mrru + 2`` (protocol field) is dropped
+        (``too_long``); a packet read from ``fd`` whose information field is longer than ``peer_mrru``
+        (default: ``mrru``) is dropped (TOO_BIG); packets read are also bounded by the slot
+        (``slot_size - headroom``). ``rx_short_seq``: the peer sends 12-bit sequence numbers (we asked for
+        SSNHF), ``tx_short_seq``: we send them (the peer asked); else 24-bit. Our first fragment is 0, and
+        the peer's first is expected to be 0. ``mss``: TCP MSS clamp both ways (0 = off) as for sessions.
+        ``max_fragments`` (1..8192) bounds the reassembly buffer, ``timeout`` (seconds) is its stall timeout
+        (``expire_bundles``). Memory: one arena of ``(max_fragments + 1) * min(mrru + 2, slot_size)`` octets
+        (a buffer per entry, as large as the largest fragment that can arrive; a longer fragment is kept as
+        a length only, its packet being too long anyway), allocated here, never grown."""
+        cdef Py_ssize_t i
+        cdef Py_ssize_t bid = -1
+        cdef dp_bundle* b
+        cdef uint8_t* join
+        self._not_busy()
+        if fd < -1:
+            raise ValueError("fd: an open fd, or -1 for no interface yet")
+        if not _MIN_MRRU <= mrru <= 0xFFFF:
+            raise ValueError(f"mrru {mrru}: {_MIN_MRRU}..65535")
+        if peer_mrru is not None and not _MIN_MRRU <= peer_mrru <= 0xFFFF:
+            raise ValueError(f"peer_mrru {peer_mrru}: {_MIN_MRRU}..65535")
+        _check_mss(mss)
+        if not 1 <= max_fragments <= _MAX_MP_FRAGMENTS:
+            raise ValueError(f"max_fragments must be 1..{_MAX_MP_FRAGMENTS}")
+        if not 0 < timeout <= 3600:
+            raise ValueError("timeout must be > 0 and at most 3600 s")
+        if self.headroom < _MP_HEADROOM:
+            raise ValueError(f"MP bundles need a headroom of at least {_MP_HEADROOM}")
+        for i in range(self.bundle_high):
+            if not (self.bundles[i].flags & DPB_USED):
+                bid = i
+                break
+        if bid < 0:
+            if self.bundle_high >= self.max_bundles:
+                raise ValueError(f"bundle table full ({self.max_bundles})")
+            bid = self.bundle_high
+        if self.mpm == NULL:
+            self.mpm = <dp_mp_msg*>PyMem_RawCalloc(self.mp_cap, sizeof(dp_mp_msg))
+            if self.mpm == NULL:
+                raise MemoryError()
+            try:
+                _slots_alloc(&self.mpf, self.mp_cap, self.slot_size + 8, self.headroom, False)
+            except MemoryError:
+                _slots_free(&self.mpf)
+                PyMem_RawFree(self.mpm)
+                self.mpm = NULL
+                raise
+        if self.mp_join_size < mrru + 2 + 128:          # the join buffer: the largest mrru + 2, Z padding room
+            join = <uint8_t*>PyMem_RawCalloc(mrru + 2 + 128, 1)
+            if join == NULL:
+                raise MemoryError()
+            PyMem_RawFree(self.mp_join)
+            self.mp_join = join
+            self.mp_join_size = mrru + 2 + 128
+        b = &self.bundles[bid]
+        memset(b, 0, sizeof(dp_bundle))
+        mp_rx_init(&b.rx, rx_short_seq, <uint32_t>max_fragments, _s_to_ns(timeout), 0, <uint32_t>mrru + 2,
+                   <uint32_t>min(mrru + 2, self.slot_size))
+        b.flags = DPB_USED
+        if bridged:
+            b.flags |= DPB_BRIDGED
+        if rx_short_seq:
+            b.flags |= DPB_RX_SHORT
+        if tx_short_seq:
+            b.flags |= DPB_TX_SHORT
+        if mss:
+            b.flags |= DPB_MSS
+            b.mss = <uint16_t>mss
+        b.fd = fd
+        b.mrru = <uint32_t>mrru
+        b.tx_mrru = <uint32_t>(mrru if peer_mrru is None else peer_mrru)
+        if bid == self.bundle_high:
+            self.bundle_high += 1
+        self.n_bundles += 1
+        return bid
+
+    cdef dp_bundle* _bundle(self, int bundle_id) except NULL:
+        if not 0 <= bundle_id < self.bundle_high or not (self.bundles[bundle_id].flags & DPB_USED):
+            raise KeyError(f"no bundle {bundle_id}")
+        return &self.bundles[bundle_id]
+
+    def update_bundle(self, int bundle_id, *, fd=None, mss=None) -> None:
+        """Change the bundle's fd (-1: none) or its MSS clamp (0 = off); None = keep."""
+        cdef dp_bundle* b
+        self._not_busy()
+        b = self._bundle(bundle_id)
+        if fd is not None and fd < -1:
+            raise ValueError("fd: an open fd, or -1 for no interface yet")
+        if mss is not None:
+            _check_mss(mss)
+        if fd is not None:
+            b.fd = fd
+        if mss is not None:
+            b.mss = <uint16_t>mss
+            if mss:
+                b.flags |= DPB_MSS
+            else:
+                b.flags &= ~DPB_MSS
+
+    def remove_bundle(self, int bundle_id) -> None:
+        """Forget a bundle: its member sessions become plain sessions again (TUN fd -1, until
+        ``update_session(tun_fd=...)``); buffered fragments are dropped."""
+        cdef dp_bundle* b
+        cdef uint32_t li
+        self._not_busy()
+        b = self._bundle(bundle_id)
+        for li in range(<uint32_t>MP_MAX_LINKS):
+            if b.link_used[li]:
+                self._unlink(b, li, False)
+        mp_rx_free(&b.rx)
+        memset(b, 0, sizeof(dp_bundle))
+        self.n_bundles -= 1
+        while self.bundle_high and not (self.bundles[self.bundle_high - 1].flags & DPB_USED):
+            self.bundle_high -= 1
+
+    cdef int _check_link_mtu(self, dp_bundle* b, uint32_t mtu) except -1:
+        cdef uint32_t hlen = MP_SHORT_HDR if b.flags & DPB_TX_SHORT else MP_LONG_HDR
+        cdef uint32_t low = mtu
+        cdef size_t longest = <size_t>(self.slot_size - self.headroom) + 4    # protocol + 00 01 + frame
+        cdef size_t count
+        if b.n_links and b.min_mtu < low:
+            low = b.min_mtu
+        count = (longest + low - hlen - 1) // (low - hlen)
+        if <Py_ssize_t>count > self.mp_cap:
+            raise ValueError(f"mtu {low}: a packet could need {count} fragments, more than {self.mp_cap} "
+                             f"(a larger batch allows more)")
+        return 0
+
+    def bundle_add_link(self, int bundle_id, int tunnel_id, int session_id, *, int mtu) -> None:
+        """Make session (tunnel_id, session_id) a member link of the bundle. ``mtu``: the link's PPP MTU (what
+        the peer's MRU allows): MP header + fragment data <= mtu; fragments are cut for the smallest mtu of
+        the bundle's links. The session's own TUN fd is set to -1: the bundle's fd is the interface. At most
+        8 links; a session is in at most one bundle; MPPE over MP is not supported (ValueError)."""
+        cdef dp_bundle* b
+        cdef dp_session* s
+        cdef uint32_t li
+        cdef uint32_t hlen
+        self._not_busy()
+        b = self._bundle(bundle_id)
+        s = self._session(tunnel_id, session_id)
+        hlen = MP_SHORT_HDR if b.flags & DPB_TX_SHORT else MP_LONG_HDR
+        if s.flags & DPS_MP:
+            raise ValueError(f"session ({tunnel_id}, {session_id}) is already a link of bundle {s.bundle}")
+        if s.flags & DPS_MPPE:
+            raise ValueError("MPPE over a multilink bundle is not supported")
+        if b.n_links >= MP_MAX_LINKS:
+            raise ValueError(f"bundle {bundle_id} has {MP_MAX_LINKS} links already (the most)")
+        if not <int>hlen < mtu <= 0xFFFF:
+            raise ValueError(f"mtu {mtu}: {hlen + 1}..65535")
+        self._check_link_mtu(b, <uint32_t>mtu)
+        for li in range(<uint32_t>MP_MAX_LINKS):
+            if not b.link_used[li]:
+                break
+        b.link_used[li] = 1
+        b.link_slot[li] = <uint32_t>(s - self.sess)
+        b.link_mtu[li] = <uint32_t>mtu
+        b.tx_order[b.n_links] = li
+        if b.n_links == 0 or <uint32_t>mtu < b.min_mtu:
+            b.min_mtu = <uint32_t>mtu
+        b.n_links += 1
+        s.flags |= DPS_MP
+        s.bundle = bundle_id
+        s.mp_link = li
+        s.tun_fd = -1
+        mp_rx_link_up(&b.rx, <int>li)
+
+    def bundle_remove_link(self, int bundle_id, int tunnel_id, int session_id) -> None:
+        """The session leaves the bundle (and becomes a plain session with TUN fd -1). The reassembler no
+        longer waits for it (RFC 1990 §4.2: M over the remaining links), which may complete packets: they
+        are delivered at once (non-IP ones punted with the ids of the first remaining link)."""
+        cdef dp_bundle* b
+        cdef dp_session* s
+        self._not_busy()
+        b = self._bundle(bundle_id)
+        s = self._session(tunnel_id, session_id)
+        if not (s.flags & DPS_MP) or s.bundle != bundle_id:
+            raise KeyError(f"session ({tunnel_id}, {session_id}) is not a link of bundle {bundle_id}")
+        self._unlink(b, s.mp_link, True)
+
+    cdef void _unlink(self, dp_bundle* b, uint32_t li, bint process) noexcept:
+        cdef dp_session* s = &self.sess[b.link_slot[li]]
+        cdef uint32_t i, j = 0
+        cdef uint64_t now
+        s.flags &= ~DPS_MP
+        s.bundle = -1
+        s.tun_fd = -1
+        b.link_used[li] = 0
+        for i in range(b.n_links):
+            if b.tx_order[i] != li:
+                b.tx_order[j] = b.tx_order[i]
+                j += 1
+        b.n_links = j
+        b.min_mtu = 0
+        for i in range(b.n_links):
+            if b.min_mtu == 0 or b.link_mtu[b.tx_order[i]] < b.min_mtu:
+                b.min_mtu = b.link_mtu[b.tx_order[i]]
+        if process:
+            now = _now_ns()
+            mp_rx_link_down(&b.rx, <int>li, now)
+            if b.rx.n_out:
+                self.mp_deliver_out(b, NULL, now)
+        else:
+            b.rx.links[li].member = 0
+            b.rx.links[li].has_last = 0
+
+    def rx_bundle(self, int bundle_id) -> int:
+        """Drain the bundle's fd as ``rx_tun`` does for a session (read bursts, then sendmmsg) and send each
+        packet over the member links: with one link and a packet that fits its mtu (2 + payload <= mtu) as
+        a plain PPP frame; else cut into MP fragments as ``wire.mp.fragment`` does (smallest mtu of the
+        links, consecutive sequence numbers, fragment i on link (seq + i) % n_links in joining order), each
+        an L2TP data message of its link's session (0x003D), grouped per socket for sendmmsg. Returns the
+        packets read. ``OSError`` when the read fails other than with EAGAIN."""
+        cdef Py_ssize_t n
+        cdef dp_bundle* b
+        self._not_busy()
+        b = self._bundle(bundle_id)
+        if b.fd < 0:
+            raise ValueError(f"bundle {bundle_id} has no fd yet")
+        self.busy = True
+        self.err = 0
+        with nogil:
+            n = self.rx_bundle_burst(b)
+        self.busy = False
+        if self.err:
+            raise OSError(self.err, _os.strerror(self.err))
+        return n
+
+    def expire_bundles(self) -> int:
+        """Apply the reassembly stall timeout of every bundle (CLOCK_MONOTONIC, as the bursts): a bundle whose
+        head has not moved for its ``timeout`` gives up the gap blocking it (one per call, as
+        ``wire.mp.Reassembler.handle_timer``), and the packets this completes are delivered. Python calls
+        it about once a second. Returns the gaps given up."""
+        cdef Py_ssize_t i
+        cdef Py_ssize_t gaps = 0
+        cdef uint64_t now
+        cdef dp_bundle* b
+        self._not_busy()
+        self.busy = True
+        with nogil:
+            now = _now_ns()
+            for i in range(self.bundle_high):
+                b = &self.bundles[i]
+                if b.flags & DPB_USED and b.rx.blocked and mp_rx_timer(&b.rx, now):
+                    gaps += 1
+                    if b.rx.n_out:
+                        self.mp_deliver_out(b, NULL, now)
+        self.busy = False
+        return gaps
+
+    def bundle_traffic(self, int bundle_id) -> tuple:
+        """(rx_packets, rx_bytes, tx_packets, tx_bytes, last_rx_ns, last_tx_ns) of a bundle, as
+        ``session_traffic``: packets delivered to / read from its fd and sent, payload lengths."""
+        cdef dp_bundle* b = self._bundle(bundle_id)
+        return (b.rx_packets, b.rx_bytes, b.tx_packets, b.tx_bytes, b.last_rx_ns, b.last_tx_ns)
+
+    def bundle_stats(self, int bundle_id) -> dict:
+        """Settings and counters of a bundle. ``links``: [(tunnel_id, session_id)] in round-robin order, with
+        ``mtus`` alongside; ``reassembly``: the reassembler's counters under ``wire.mp.COUNTER_NAMES``;
+        ``drops``: every reason (zeros included; per-link drops are in the sessions' stats)."""
+        cdef dp_bundle* b = self._bundle(bundle_id)
+        cdef uint32_t i
+        cdef dp_session* s
+        links = []
+        mtus = []
+        for i in range(b.n_links):
+            s = &self.sess[b.link_slot[b.tx_order[i]]]
+            links.append((s.key >> 16, s.key & 0xFFFF))
+            mtus.append(b.link_mtu[b.tx_order[i]])
+        drops = {}
+        for reason in DropReason:
+            if reason != DropReason.OK:
+                drops[reason.name.lower()] = b.drops[<int>reason]
+        return {
+            "bundle_id": bundle_id,
+            "fd": b.fd,
+            "links": links,
+            "mtus": mtus,
+            "mrru": b.mrru,
+            "peer_mrru": b.tx_mrru,
+            "rx_short_seq": bool(b.flags & DPB_RX_SHORT),
+            "tx_short_seq": bool(b.flags & DPB_TX_SHORT),
+            "bridged": bool(b.flags & DPB_BRIDGED),
+            "mss": b.mss if b.flags & DPB_MSS else 0,
+            "max_fragments": b.rx.max_buffered,
+            "timeout": b.rx.timeout_ns / 1e9,
+            "tx_seq": b.tx_seq,
+            "head": b.rx.head,
+            "buffered": b.rx.n,
+            "rx_packets": b.rx_packets,
+            "rx_bytes": b.rx_bytes,
+            "tx_packets": b.tx_packets,
+            "tx_bytes": b.tx_bytes,
+            "last_rx_ns": b.last_rx_ns,
+            "last_tx_ns": b.last_tx_ns,
+            "fragments_rx": b.frags_rx,
+            "fragments_tx": b.frags_tx,
+            "plain_rx": b.plain_rx,
+            "plain_tx": b.plain_tx,
+            "mss_clamped": b.mss_clamped,
+            "reassembly": _mp_counters(&b.rx),
+            "drops": drops,
+        }
+
+    def bundle_ids(self) -> list:
+        """The ids of the bundles in use."""
+        return [i for i in range(self.bundle_high) if self.bundles[i].flags & DPB_USED]
+
+    # -- MP receive (inside rx_udp bursts) ---------------------------------------------------------------------
+
+    cdef void rx_member(self, dp_session* s, int si, uint8_t* frame, size_t flen, uint16_t proto, size_t hl,
+                        uint8_t* end, uint64_t now) noexcept nogil:
+        cdef dp_bundle* b = &self.bundles[s.bundle]
+        cdef uint8_t* info = frame + hl
+        cdef size_t ilen = flen - hl
+        cdef bint short_seq = (b.flags & DPB_RX_SHORT) != 0
+        cdef size_t mh = MP_SHORT_HDR if short_seq else MP_LONG_HDR
+        cdef uint32_t seq
+        cdef uint8_t fl
+        cdef Py_ssize_t punts_before
+        if proto == PPP_MP:
+            if ilen < mh:
+                _sdrop(self.drops, s, DP_MP_SHORT, 1)
+                return
+            seq = mp_parse_header(info, short_seq, &fl)
+            s.rx_packets += 1
+            s.rx_bytes += ilen
+            s.last_rx_ns = now
+            b.frags_rx += 1
+            self.c_mp_frags_rx += 1
+            mp_rx_receive(&b.rx, <int>s.mp_link, seq, fl, info + mh, ilen - mh, now)
+            if b.rx.n_out:
+                self.mp_deliver_out(b, s, now)
+            return
+        if proto == _PPP_IPV4 or proto == _PPP_IPV6 or proto == PPP_BRIDGED:
+            # RFC 1990 §3: a packet may also travel on a member link without an MP header
+            s.rx_packets += 1
+            s.rx_bytes += ilen
+            s.last_rx_ns = now
+            b.plain_rx += 1
+            self.bundle_deliver(b, s, proto, frame, flen, hl, end, now)
+            return
+        punts_before = self.n_punts
+        self.punt(DP_PUNT_PPP, si, <uint16_t>(s.key >> 16), <uint16_t>s.key, frame, flen, NULL)
+        if self.n_punts == punts_before:
+            s.drops[<int>DP_PUNT_FULL] += 1
+            return
+        s.rx_punted += 1
+        self.c_rx_ppp += 1
+
+    cdef void mp_deliver_out(self, dp_bundle* b, dp_session* ls, uint64_t now) noexcept nogil:
+        """Join and deliver the packets the reassembler completed; ``ls``: the link they completed on (NULL:
+        a link-down or timeout: the first remaining link, for punts)."""
+        cdef dp_mp_rx* r = &b.rx
+        cdef uint32_t i, j
+        cdef uint32_t start = 0
+        cdef size_t n
+        cdef uint8_t* p = self.mp_join
+        cdef uint16_t proto
+        cdef size_t hl
+        if ls == NULL and b.n_links:
+            ls = &self.sess[b.link_slot[b.tx_order[0]]]
+        for i in range(r.n_out):
+            n = 0
+            c_assert(r.out_len[i] + 64 <= <size_t>self.mp_join_size)
+            for j in range(start, r.out_end[i]):
+                memcpy(p + n, r.pieces[j].data, r.pieces[j].len)
+                n += r.pieces[j].len
+            start = r.out_end[i]
+            self.c_mp_reassembled += 1
+            # the protocol field: PFC (RFC 1661 §6.6) as the peer chose
+            if p[0] & 1:
+                proto = p[0]
+                hl = 1
+            elif n < 2:
+                _bdrop(self.drops, b, DP_PPP_SHORT)
+                continue
+            elif not (p[1] & 1):
+                _bdrop(self.drops, b, DP_PPP_BAD_PROTO)
+                continue
+            else:
+                proto = _be16(p)
+                hl = 2
+            self.bundle_deliver(b, ls, proto, p, n, hl, p + self.mp_join_size, now)
+        r.n_out = 0
+        r.n_pieces = 0
+
+    cdef void bundle_deliver(self, dp_bundle* b, dp_session* ls, uint16_t proto, uint8_t* frame, size_t flen,
+                             size_t hl, uint8_t* end, uint64_t now) noexcept nogil:
+        """A bundle packet (``frame``: [FF 03] protocol information; the information at ``frame + hl``): IP or
+        bridged frames to the bundle's fd, anything else punted with the ids of link ``ls``."""
+        cdef uint8_t* info = frame + hl
+        cdef size_t ilen = flen - hl
+        cdef size_t eoff, elen
+        cdef dp_reason rr
+        cdef Py_ssize_t w
+        cdef Py_ssize_t punts_before
+        if proto == _PPP_IPV4 or proto == _PPP_IPV6:
+            if b.flags & DPB_BRIDGED:
+                _bdrop(self.drops, b, DP_BRIDGED_IP)
+                return
+            if ilen == 0 or (info[0] >> 4) != (4 if proto == _PPP_IPV4 else 6):
+                _bdrop(self.drops, b, DP_BAD_IP)
+                return
+            if b.fd < 0:
+                _bdrop(self.drops, b, DP_NO_TUN)
+                return
+            if b.flags & DPB_MSS and tcp_clamp_mss(
+                    info, ilen, b.mss if proto == _PPP_IPV4 else b.mss - _MSS_V6_LESS):
+                b.mss_clamped += 1
+                self.c_mss_clamped += 1
+            w = write(b.fd, info, ilen)
+            if w < 0:
+                _bdrop(self.drops, b, DP_TUN_WRITE)
+                return
+            b.rx_packets += 1
+            b.rx_bytes += ilen
+            b.last_rx_ns = now
+            self.c_rx_ip += 1
+            return
+        if proto == PPP_BRIDGED and b.flags & DPB_BRIDGED:
+            rr = bcp_decode(info, ilen, <size_t>(end - info), &eoff, &elen)
+            if rr != DP_OK:
+                _bdrop(self.drops, b, rr)
+                return
+            if b.fd < 0:
+                _bdrop(self.drops, b, DP_NO_TUN)
+                return
+            w = write(b.fd, info + eoff, elen)
+            if w < 0:
+                _bdrop(self.drops, b, DP_TUN_WRITE)
+                return
+            b.rx_packets += 1
+            b.rx_bytes += elen
+            b.last_rx_ns = now
+            self.c_rx_ip += 1
+            self.c_bcp_rx += 1
+            return
+        # NCPs (IPCP, IPv6CP, BCP, CCP) inside MP, bridged frames on a bundle that is not bridged, anything else
+        if ls == NULL:
+            _bdrop(self.drops, b, DP_MP_NO_LINK)
+            return
+        punts_before = self.n_punts
+        self.punt(DP_PUNT_PPP, ls.sock_index, <uint16_t>(ls.key >> 16), <uint16_t>ls.key, frame, flen, NULL)
+        if self.n_punts == punts_before:
+            b.drops[<int>DP_PUNT_FULL] += 1
+            return
+        ls.rx_punted += 1
+        self.c_rx_ppp += 1
+
+    # -- MP transmit: bundle fd -> fragments -> sendmmsg per socket ----------------------------------------------
+
+    cdef Py_ssize_t rx_bundle_burst(self, dp_bundle* b) noexcept nogil:
+        cdef dp_slots* v = &self.tx
+        cdef size_t hr = v.headroom
+        cdef size_t room = v.slot_size - v.headroom
+        cdef Py_ssize_t total = 0
+        cdef Py_ssize_t n
+        cdef ssize_t r
+        cdef int burst, e
+        cdef bint drained = False
+        cdef uint8_t* buf
+        cdef uint8_t ver
+        cdef uint16_t proto
+        cdef size_t pstart, plen
+        cdef bint bridged = (b.flags & DPB_BRIDGED) != 0
+        self.mp_nmsg = 0
+        self.mp_ncopy = 0
+        for burst in range(self.max_bursts):
+            n = 0
+            while n < self.batch:
+                buf = v.arena + n * v.slot_size
+                r = read(b.fd, buf + hr, room)
+                if r < 0:
+                    e = errno
+                    if e == EINTR:
+                        continue
+                    if e != EAGAIN:
+                        self.err = e
+                    drained = True
+                    break
+                if r == 0:
+                    drained = True
+                    break
+                total += 1
+                if <size_t>r >= room:
+                    _bdrop(self.drops, b, DP_TOO_BIG)
+                    continue
+                if bridged:
+                    if <size_t>r < ETH_HDR:
+                        _bdrop(self.drops, b, DP_ETH_SHORT)
+                        continue
+                    pstart = hr - BCP_HDR
+                    buf[pstart] = 0
+                    buf[pstart + 1] = BCP_MAC_8023
+                    plen = <size_t>r + BCP_HDR
+                    proto = PPP_BRIDGED
+                else:
+                    ver = buf[hr] >> 4
+                    if ver == 4:
+                        proto = _PPP_IPV4
+                    elif ver == 6:
+                        proto = _PPP_IPV6
+                    else:
+                        _bdrop(self.drops, b, DP_BAD_IP)
+                        continue
+                    if b.flags & DPB_MSS and tcp_clamp_mss(
+                            buf + hr, <size_t>r, b.mss if ver == 4 else b.mss - _MSS_V6_LESS):
+                        b.mss_clamped += 1
+                        self.c_mss_clamped += 1
+                    pstart = hr
+                    plen = <size_t>r
+                if plen > b.tx_mrru:
+                    _bdrop(self.drops, b, DP_TOO_BIG)
+                    continue
+                if b.n_links == 0:
+                    _bdrop(self.drops, b, DP_MP_NO_LINK)
+                    continue
+                # the bundle-level PPP packet: protocol field + information, in place
+                _put16(buf + pstart - 2, proto)
+                if self.mp_queue(b, buf, pstart - 2, plen + 2, <uint32_t>r):
+                    n += 1
+            self.mp_flush()
+            if drained:
+                break
+        self.c_tun_reads += <uint64_t>total
+        return total
+
+    cdef bint mp_queue(self, dp_bundle* b, uint8_t* buf, size_t off, size_t plen, uint32_t pkt_bytes) noexcept nogil:
+        """Queue the messages of the bundle packet ``buf[off:off+plen]`` (protocol + information; headroom in
+        front). The first (or only) message stays in place, the other fragments are copied into mpf."""
+        cdef bint short_seq = (b.flags & DPB_TX_SHORT) != 0
+        cdef size_t hlen = MP_SHORT_HDR if short_seq else MP_LONG_HDR
+        cdef uint32_t mask = (1U << 12) - 1 if short_seq else (1U << 24) - 1
+        cdef size_t hr = self.headroom
+        cdef size_t base, extra, size, doff
+        cdef size_t pos = 0
+        cdef uint32_t count, i, li
+        cdef dp_session* ls
+        cdef uint8_t* p
+        cdef Py_ssize_t o
+        cdef bint ok = True
+        if b.n_links == 1 and plen <= b.link_mtu[b.tx_order[0]]:
+            # one link and the packet fits: a plain PPP frame (RFC 1990 §3 allows it), no sequence number
+            if self.mp_nmsg + 1 > self.mp_cap:
+                self.mp_flush()
+            ls = &self.sess[b.link_slot[b.tx_order[0]]]
+            ls.tx.ppp_proto = _be16(buf + off)
+            o = l2tp_build_data(buf, off + 2, plen - 2, &ls.tx)
+            if o < 0:
+                _bdrop(self.drops, b, DP_TOO_BIG)
+                return False
+            if ls.tx.flags & TX_SEQ:
+                ls.tx.ns += 1
+            self.mp_add_msg(ls, b, buf + o, off + plen - <size_t>o, <uint32_t>(plen - 2), pkt_bytes, True, False)
+            b.plain_tx += 1
+            return True
+        count = mp_plan(plen, b.min_mtu - hlen, &base, &extra)
+        c_assert(<Py_ssize_t>count <= self.mp_cap)
+        if self.mp_nmsg + count > self.mp_cap or self.mp_ncopy + count - 1 > self.mp_cap:
+            self.mp_flush()
+        for i in range(count):
+            size = base + (1 if i < extra else 0)
+            li = b.tx_order[(b.tx_seq + i) % b.n_links]
+            ls = &self.sess[b.link_slot[li]]
+            if i == 0:
+                p = buf
+                doff = off                      # the first fragment stays in place
+            else:
+                p = self.mpf.arena + <size_t>self.mp_ncopy * self.mpf.slot_size
+                self.mp_ncopy += 1
+                doff = hr
+                memcpy(p + doff, buf + off + pos, size)
+            mp_put_header(p + doff - hlen, (b.tx_seq + i) & mask,
+                          (MP_FLAG_B if i == 0 else 0) | (MP_FLAG_E if i == count - 1 else 0), short_seq)
+            ls.tx.ppp_proto = PPP_MP
+            o = l2tp_build_data(p, doff - hlen, hlen + size, &ls.tx)
+            pos += size
+            if o < 0:                           # cannot happen (headroom checked by add_bundle)
+                ok = False
+                continue
+            if ls.tx.flags & TX_SEQ:
+                ls.tx.ns += 1
+            self.mp_add_msg(ls, b, p + o, doff + size - <size_t>o, <uint32_t>(hlen + size), pkt_bytes,
+                            i == count - 1, True)
+        b.tx_seq = (b.tx_seq + count) & mask
+        if not ok:
+            _bdrop(self.drops, b, DP_TOO_BIG)
+        return True
+
+    cdef void mp_add_msg(self, dp_session* ls, dp_bundle* b, uint8_t* p, size_t n, uint32_t info_len,
+                         uint32_t pkt_bytes, bint last, bint frag) noexcept nogil:
+        cdef Py_ssize_t i = self.mp_nmsg
+        cdef dp_mp_msg* m = &self.mpm[i]
+        self.mpf.iov[i].iov_base = p
+        self.mpf.iov[i].iov_len = n
+        self.mpf.msgs[i].msg_hdr.msg_name = &ls.peer
+        self.mpf.msgs[i].msg_hdr.msg_namelen = ls.peer_len
+        m.slot = <uint32_t>(ls - self.sess)
+        m.bundle = <int32_t>(b - self.bundles)
+        m.info_len = info_len
+        m.pkt_bytes = pkt_bytes
+        m.last = last
+        m.frag = frag
+        self.mp_nmsg += 1
+
+    cdef void mp_flush(self) noexcept nogil:
+        """Send the queued bundle messages: one sendmmsg per run of consecutive messages on the same socket
+        (each message to its own link's peer), errors counted on the link as in ``send_burst``."""
+        cdef Py_ssize_t i = 0
+        cdef Py_ssize_t j, k, sent
+        cdef int fd, r, e
+        cdef uint64_t now = _now_ns()
+        cdef dp_mp_msg* m
+        cdef dp_session* s
+        cdef dp_bundle* b
+        while i < self.mp_nmsg:
+            fd = self.socks[self.sess[self.mpm[i].slot].sock_index].fd
+            j = i + 1
+            while j < self.mp_nmsg and self.socks[self.sess[self.mpm[j].slot].sock_index].fd == fd:
+                j += 1
+            sent = i
+            while sent < j:
+                r = sendmmsg(fd, self.mpf.msgs + sent, <unsigned int>(j - sent), MSG_DONTWAIT)
+                if r < 0:
+                    e = errno
+                    if e == EINTR:
+                        continue
+                    if e == EAGAIN or e == ENOBUFS:
+                        for k in range(sent, j):
+                            _sdrop(self.drops, &self.sess[self.mpm[k].slot], DP_UDP_EAGAIN, 1)
+                        break
+                    _sdrop(self.drops, &self.sess[self.mpm[sent].slot], DP_UDP_SEND, 1)
+                    sent += 1
+                    continue
+                if r == 0:
+                    for k in range(sent, j):
+                        _sdrop(self.drops, &self.sess[self.mpm[k].slot], DP_UDP_SEND, 1)
+                    break
+                for k in range(sent, sent + r):
+                    m = &self.mpm[k]
+                    s = &self.sess[m.slot]
+                    s.tx_packets += 1
+                    s.tx_bytes += m.info_len
+                    s.last_tx_ns = now
+                    b = &self.bundles[m.bundle]
+                    if m.frag:
+                        b.frags_tx += 1
+                        self.c_mp_frags_tx += 1
+                    if m.last:
+                        b.tx_packets += 1
+                        b.tx_bytes += m.pkt_bytes
+                        b.last_tx_ns = now
+                        self.c_tx_ip += 1
+                        if b.flags & DPB_BRIDGED:
+                            self.c_bcp_tx += 1
+                sent += r
+            i = j
+        self.mp_nmsg = 0
+        self.mp_ncopy = 0
+
     # -- statistics -----------------------------------------------------------------------------------------------
 
     def session_traffic(self, int tunnel_id, int session_id) -> tuple:
@@ -1816,12 +3039,16 @@ cdef class DataPlane:
             "last_tx_ns": s.last_tx_ns,
             "drops": drops,
             "mppe": _mppe_stats(<dp_mppe*>s.ext) if s.flags & DPS_MPPE else None,
+            "bridged": bool(s.flags & DPS_BRIDGED),
+            "bundle": s.bundle if s.flags & DPS_MP else None,
         }
 
     def counters(self) -> dict:
         """Global counters: traffic (``rx_datagrams``, ``rx_ip``, ``rx_control``, ``rx_ppp``,
-        ``tun_reads``, ``tx_ip``, ``tx_ppp``, ``mss_clamped``, ``mppe_tx``, ``mppe_rx``, ``ccp_resets``) and
-        drops by reason name (every reason)."""
+        ``tun_reads``, ``tx_ip``, ``tx_ppp``, ``mss_clamped``, ``mppe_tx``, ``mppe_rx``, ``ccp_resets``,
+        ``mp_fragments_tx``, ``mp_fragments_rx``, ``mp_reassembled``, ``bcp_tx``, ``bcp_rx``) and drops by
+        reason name (every reason). ``rx_ip``/``tx_ip``/``tun_reads`` count what sessions and bundles write to
+        and read from their TUN/TAP fds (bridged frames included, also counted in ``bcp_rx``/``bcp_tx``)."""
         out = {
             "rx_datagrams": self.c_rx_datagrams,
             "rx_ip": self.c_rx_ip,
@@ -1834,6 +3061,11 @@ cdef class DataPlane:
             "mppe_tx": self.c_mppe_tx,
             "mppe_rx": self.c_mppe_rx,
             "ccp_resets": self.c_ccp_resets,
+            "mp_fragments_tx": self.c_mp_frags_tx,
+            "mp_fragments_rx": self.c_mp_frags_rx,
+            "mp_reassembled": self.c_mp_reassembled,
+            "bcp_tx": self.c_bcp_tx,
+            "bcp_rx": self.c_bcp_rx,
         }
         for reason in DropReason:
             if reason != DropReason.OK:
@@ -1930,3 +3162,272 @@ cdef class _BenchBaseline:
                 if drained:
                     break
         return total
+
+
+# --- MP and BCP for tests and benchmarks ------------------------------------------------------------------------
+
+MP_COUNTER_NAMES = (
+    "received", "delivered", "lost_fragments", "discarded_fragments", "dropped_incomplete", "duplicates",
+    "late", "overflow", "timeouts", "too_long", "null_fragments",
+)   # the order of the MPC_* indices: fastl2tp.wire.mp.COUNTER_NAMES (checked by the tests)
+
+
+cdef inline uint64_t _s_to_ns(double t) except? 0:
+    if not t >= 0:
+        raise ValueError(f"time {t} must be >= 0")
+    return <uint64_t>llround(t * 1e9)
+
+
+cdef list _mp_out_list(const dp_mp_rx* r):
+    cdef uint32_t i, j
+    cdef uint32_t start = 0
+    cdef bytearray buf
+    cdef Py_ssize_t pos
+    out = []
+    for i in range(r.n_out):
+        buf = bytearray(r.out_len[i])
+        pos = 0
+        for j in range(start, r.out_end[i]):
+            if r.pieces[j].len:
+                memcpy(<uint8_t*>PyByteArray_AS_STRING(buf) + pos, r.pieces[j].data, r.pieces[j].len)
+            pos += r.pieces[j].len
+        start = r.out_end[i]
+        out.append(bytes(buf))
+    return out
+
+
+cdef dict _mp_counters(const dp_mp_rx* r):
+    return {name: r.counters[i] for i, name in enumerate(MP_COUNTER_NAMES)}
+
+
+cdef class MpReassembler:
+    """The data plane's C reassembler (``dp_mp_rx``) behind the API of ``fastl2tp.wire.mp.Reassembler``, for
+    the differential tests: ``MpReassembler(short_seq, max_buffered, timeout_s, *, first_seq=0, mrru=None,
+    frag_cap=65536)``. Link ids are 0..7 (a bundle's link indices); ``receive`` takes the information field
+    of a 0x003D frame (MP header + fragment data) and parses the header with the C parser. ``mrru`` None:
+    no length limit, and a fragment longer than ``frag_cap`` is refused (ValueError)."""
+
+    cdef dp_mp_rx r
+    cdef readonly bint short_seq
+
+    def __cinit__(self, bint short_seq, int max_buffered, double timeout_s, *, int first_seq=0, mrru=None,
+                  int frag_cap=65536):
+        cdef uint32_t space = (1U << 12) if short_seq else (1U << 24)
+        if not 1 <= max_buffered <= 65536:
+            raise ValueError("max_buffered must be 1..65536")
+        if not timeout_s > 0:
+            raise ValueError("timeout_s must be positive")
+        if not 0 <= first_seq < <int>space:
+            raise ValueError(f"first_seq {first_seq} out of range")
+        if mrru is not None and not 1 <= mrru <= 65535:
+            raise ValueError("mrru must be 1..65535")
+        if not 0 <= frag_cap <= 1 << 20:
+            raise ValueError("frag_cap must be 0..1 MiB")
+        self.short_seq = short_seq
+        mp_rx_init(&self.r, short_seq, <uint32_t>max_buffered, _s_to_ns(timeout_s), <uint32_t>first_seq,
+                   0 if mrru is None else <uint32_t>mrru + 2,
+                   <uint32_t>frag_cap if mrru is None else <uint32_t>mrru + 2)
+
+    def __dealloc__(self):
+        mp_rx_free(&self.r)
+
+    cdef int _link(self, int link) except -1:
+        if not 0 <= link < MP_MAX_LINKS:
+            raise ValueError(f"link {link}: 0..{MP_MAX_LINKS - 1}")
+        return link
+
+    def receive(self, int link, data, double now) -> list:
+        cdef const uint8_t[::1] v = data
+        cdef size_t n = v.shape[0]
+        cdef size_t hlen = MP_SHORT_HDR if self.short_seq else MP_LONG_HDR
+        cdef uint8_t flags
+        cdef uint32_t seq
+        self._link(link)
+        if n < hlen:
+            raise ValueError(DropReason.MP_SHORT.name)
+        if self.r.max_packet == 0 and n - hlen > self.r.frag_cap:
+            raise ValueError(f"fragment of {n - hlen} octets, more than frag_cap {self.r.frag_cap}")
+        seq = mp_parse_header(&v[0], self.short_seq, &flags)
+        mp_rx_receive(&self.r, link, seq, flags, &v[0] + hlen, n - hlen, _s_to_ns(now))
+        return _mp_out_list(&self.r)
+
+    def link_up(self, int link) -> None:
+        mp_rx_link_up(&self.r, self._link(link))
+
+    def link_down(self, int link, double now) -> list:
+        mp_rx_link_down(&self.r, self._link(link), _s_to_ns(now))
+        return _mp_out_list(&self.r)
+
+    def handle_timer(self, double now) -> list:
+        mp_rx_timer(&self.r, _s_to_ns(now))
+        return _mp_out_list(&self.r)
+
+    def get_timer(self):
+        """The stall deadline in seconds, or None (as the oracle's ``get_timer``)."""
+        if not self.r.blocked:
+            return None
+        return (self.r.blocked_since + self.r.timeout_ns) / 1e9
+
+    @property
+    def head(self) -> int:
+        return self.r.head
+
+    @property
+    def buffered(self) -> list:
+        """The buffered sequence numbers, sorted."""
+        return sorted(self.r.frags[i].seq for i in range(self.r.n))
+
+    @property
+    def links(self) -> dict:
+        """Member link -> most recent sequence number or None (the oracle's ``links``)."""
+        return {l: (self.r.links[l].last if self.r.links[l].has_last else None)
+                for l in range(MP_MAX_LINKS) if self.r.links[l].member}
+
+    @property
+    def counters(self) -> dict:
+        return _mp_counters(&self.r)
+
+
+def mp_fragment(packet, int next_seq, int mtu, int n_links, bint short_seq) -> list:
+    """``wire.mp.fragment(packet, next_seq, mtu, n_links, short_seq)`` with the data plane's C cut and header
+    writer: ``[(link_index, frame), ...]``, frames ``FF 03 00 3D`` + MP header + fragment data."""
+    cdef const uint8_t[::1] v = packet
+    cdef size_t n = v.shape[0]
+    cdef size_t hlen = MP_SHORT_HDR if short_seq else MP_LONG_HDR
+    cdef uint32_t mask = (1U << 12) - 1 if short_seq else (1U << 24) - 1
+    cdef size_t base, extra, size
+    cdef size_t pos = 0
+    cdef uint32_t count, i
+    cdef bytearray frame
+    cdef uint8_t* f
+    if not 0 <= next_seq <= <int>mask:
+        raise ValueError(f"MP sequence number {next_seq} out of range")
+    if n_links < 1:
+        raise ValueError("a bundle has at least one link")
+    if mtu <= <int>hlen:
+        raise ValueError(f"MTU {mtu} leaves no room after the {hlen}-byte MP header")
+    count = mp_plan(n, <size_t>mtu - hlen, &base, &extra)
+    out = []
+    for i in range(count):
+        size = base + (1 if i < extra else 0)
+        frame = bytearray(4 + hlen + size)
+        f = <uint8_t*>PyByteArray_AS_STRING(frame)
+        f[0] = 0xFF
+        f[1] = 0x03
+        _put16(f + 2, PPP_MP)
+        mp_put_header(f + 4, (<uint32_t>next_seq + i) & mask,
+                      (MP_FLAG_B if i == 0 else 0) | (MP_FLAG_E if i == count - 1 else 0), short_seq)
+        if size:
+            memcpy(f + 4 + hlen, &v[0] + pos, size)
+        pos += size
+        out.append(((next_seq + i) % n_links, bytes(frame)))
+    return out
+
+
+def decode_bridged(data) -> bytes:
+    """Decode the information field of a 0x0031 frame with the data plane's C decoder: the Ethernet frame
+    (a tinygram zero-padded to 60 octets), or ``ValueError`` naming the drop reason (``BCP_BAD``,
+    ``BCP_UNSUPPORTED``)."""
+    cdef const uint8_t[::1] v = data
+    cdef size_t n = v.shape[0]
+    cdef bytearray buf = bytearray(n + BCP_HDR + ETH_MIN)
+    cdef uint8_t* p = <uint8_t*>PyByteArray_AS_STRING(buf)
+    cdef size_t off, length
+    cdef dp_reason r
+    if n:
+        memcpy(p, &v[0], n)
+    r = bcp_decode(p, n, <size_t>len(buf), &off, &length)
+    if r != DP_OK:
+        raise ValueError(DropReason(r).name)
+    return bytes(buf[off:off + length])
+
+
+def _bench_mp(int n_packets, int packet_len=1500, int mtu=1450, bint short_seq=False, bint baseline=False) -> tuple:
+    """Benchmark only (bench/test_bench_mp.py): ``n_packets`` packets of ``packet_len`` octets cut into MP
+    fragments for ``mtu`` (MP header written, data copied), each fragment parsed and fed to a reassembler
+    (two links, alternating) and every completed packet joined: all in C, GIL released. ``baseline``: the
+    same octets only copied into the fragment buffers and back (no header, no reassembler). Returns
+    ``(fragments, packets completed)``; the completed packets are checked against the originals."""
+    cdef dp_mp_rx r
+    cdef size_t hlen = MP_SHORT_HDR if short_seq else MP_LONG_HDR
+    cdef uint32_t mask = (1U << 12) - 1 if short_seq else (1U << 24) - 1
+    cdef size_t base, extra, size, pos, fsz
+    cdef uint32_t count, j, k, seq = 0, pseq
+    cdef uint32_t start
+    cdef Py_ssize_t i
+    cdef uint64_t frags = 0, done = 0, bad = 0
+    cdef uint8_t flags
+    cdef uint8_t* pkt
+    cdef uint8_t* fb
+    cdef uint8_t* out
+    cdef uint8_t* f
+    cdef size_t sizes[256]
+    if not 1 <= packet_len <= 65535 or mtu <= <int>hlen + 1 or (packet_len + mtu - hlen - 1) // (mtu - hlen) > 256:
+        raise ValueError("packet_len 1..65535 and at most 256 fragments")
+    fsz = <size_t>mtu + 8
+    pkt = <uint8_t*>PyMem_RawCalloc(packet_len, 1)
+    fb = <uint8_t*>PyMem_RawCalloc(256, fsz)
+    out = <uint8_t*>PyMem_RawCalloc(packet_len + 8, 1)
+    if pkt == NULL or fb == NULL or out == NULL:
+        PyMem_RawFree(pkt)
+        PyMem_RawFree(fb)
+        PyMem_RawFree(out)
+        raise MemoryError()
+    for i in range(packet_len):
+        pkt[i] = <uint8_t>(i * 7 + 3)
+    try:
+        mp_rx_init(&r, short_seq, 64, 1000000000ULL, 0, <uint32_t>packet_len, <uint32_t>mtu)
+    except BaseException:
+        PyMem_RawFree(pkt)
+        PyMem_RawFree(fb)
+        PyMem_RawFree(out)
+        raise
+    with nogil:
+        for i in range(n_packets):
+            pkt[0] = <uint8_t>i
+            count = mp_plan(<size_t>packet_len, <size_t>mtu - hlen, &base, &extra)
+            pos = 0
+            pseq = seq
+            for j in range(count):
+                size = base + (1 if j < extra else 0)
+                sizes[j] = size
+                f = fb + j * fsz
+                if baseline:
+                    memcpy(f, pkt + pos, size)
+                else:
+                    mp_put_header(f, seq, (MP_FLAG_B if j == 0 else 0) | (MP_FLAG_E if j == count - 1 else 0),
+                                  short_seq)
+                    memcpy(f + hlen, pkt + pos, size)
+                pos += size
+                seq = (seq + 1) & mask
+            pos = 0
+            for j in range(count):
+                f = fb + j * fsz
+                if baseline:
+                    memcpy(out + pos, f, sizes[j])
+                    pos += sizes[j]
+                    if j == count - 1:
+                        done += 1
+                        if memcmp(out, pkt, pos) != 0:
+                            bad += 1
+                else:
+                    pseq = mp_parse_header(f, short_seq, &flags)
+                    mp_rx_receive(&r, <int>(j & 1), pseq, flags, f + hlen, sizes[j], 0)
+                    start = 0
+                    for k in range(r.n_out):
+                        pos = 0
+                        while start < r.out_end[k]:
+                            memcpy(out + pos, r.pieces[start].data, r.pieces[start].len)
+                            pos += r.pieces[start].len
+                            start += 1
+                        done += 1
+                        if pos != <size_t>packet_len or memcmp(out, pkt, pos) != 0:
+                            bad += 1
+            frags += count
+    mp_rx_free(&r)
+    PyMem_RawFree(pkt)
+    PyMem_RawFree(fb)
+    PyMem_RawFree(out)
+    if bad:
+        raise AssertionError(f"{bad} packets came out wrong")
+    return frags, done
