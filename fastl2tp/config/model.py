@@ -179,7 +179,7 @@ class L2tpServer:
     keepalive_timeout: float | None = _k(KEEPALIVE, 30.0, "silence before LCP echoes start; disabled = off")
     max_mtu: int = _k(MTU, 1450, "largest MTU negotiated", "1460 in the manual")
     max_mru: int = _k(MTU, 1450, "largest MRU negotiated", "1460 in the manual")
-    mrru: int | None = _k(MRRU, None, "MRRU (multilink over one link); disabled = no MP")
+    mrru: int | None = _k(MRRU, None, "MRRU: multilink PPP (RFC 1990), packets up to this size over smaller links; disabled = no MP")
     max_sessions: int | None = _k(v.Int(0, 2**32 - 1, "unlimited"), None, "sessions accepted at most")
     one_session_per_host: bool = _k(v.Bool(), False, "one session per client IP address")
     caller_id_type: CallerIdType = _k(v.EnumKind(CallerIdType), CallerIdType.IP_ADDRESS,
@@ -227,7 +227,7 @@ class L2tpClient:
     keepalive_timeout: float | None = _k(KEEPALIVE, 60.0, "silence before LCP echoes start; disabled = off")
     max_mtu: int = _k(MTU, 1450, "largest MTU negotiated", "1460 in the manual")
     max_mru: int = _k(MTU, 1450, "largest MRU negotiated", "1460 in the manual")
-    mrru: int | None = _k(MRRU, None, "MRRU (multilink over one link); disabled = no MP")
+    mrru: int | None = _k(MRRU, None, "MRRU: multilink PPP (RFC 1990), packets up to this size over smaller links; disabled = no MP")
     disabled: bool = _k(v.Bool(), True, "a disabled client does not dial (RouterOS adds clients disabled)")
     comment: str = _k(v.Text(), "", "free text")
 
@@ -276,8 +276,8 @@ class Profile:
                                        "longest session; none/0s = no limit")
     idle_timeout: float | None = _k(v.Time(0, None, ("none",), zero_is_none=True), None,
                                     "longest idle time; none/0s = no limit")
-    bridge: str | None = _k(v.OptName("bridge name"), None, "bridge for BCP (later)")
-    bridge_horizon: int | None = _k(v.Int(0, 429496729, "none"), None, "bridge horizon for BCP (later)")
+    bridge: str | None = _k(v.OptName("bridge name"), None, "bridge the session joins as a port (BCP, a TAP device); no IP of its own")
+    bridge_horizon: int | None = _k(v.Int(0, 429496729, "none"), None, "ports with a horizon do not forward to each other (the Linux port isolated flag)")
     rate_limit: str | None = _k(v.OptText(), None, "rate limit as RouterOS text (kept, applied later)")
     comment: str = _k(v.Text(), "", "free text")
 

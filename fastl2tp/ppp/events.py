@@ -10,6 +10,17 @@ link goes on unencrypted; REQUIRED never reports it: the link terminates). ``Net
 for it: with REQUIRED the runtime must not pass IP until ``EncryptionUp`` (and again after an
 ``EncryptionDown``, until the next ``EncryptionUp``). ``EncryptionResetRequested`` /
 ``EncryptionResetAcked`` are CCP Reset-Request/Ack for a stateful MPPE data plane.
+
+Bridging (``LinkConfig.bcp``): BCP runs instead of IPCP/IPv6CP and reports ``BridgeUp`` /
+``BridgeDown``; the runtime makes the session a port of its bridge through a TAP device.
+
+Multilink (both ends negotiated an MRRU): after authentication the link does not start its NCPs by
+itself. It reports ``MultilinkUp`` (the peer's name and endpoint discriminator: what identifies its
+bundle, RFC 1990 §5.1.3), and the runtime answers with ``PppLink.start_network`` (the first link of a
+new bundle: it runs the bundle's NCPs) or ``PppLink.join_bundle`` (a further link of an existing
+bundle: no NCPs of its own). When the link that runs a bundle's NCPs goes down while other links
+remain, the runtime moves the NCPs to one of them (``PppLink.release_network`` / ``adopt_network``):
+the bundle, its interface and its addresses stay up.
 """
 
 from __future__ import annotations
@@ -20,9 +31,11 @@ from ipaddress import IPv4Address, IPv6Address
 
 from ..wire.auth import AuthMethod
 from .auth import AuthDecision, VerifyRequest
+from .bcp import BcpValues
 from .ccp import CcpValues
 from .ipcp import IpcpValues
 from .ipv6cp import Ipv6cpValues
+from .lcp import LcpValues
 from .mppe import MppeKeys
 
 
@@ -161,3 +174,31 @@ class EncryptionResetRequested(LinkEvent):
 @dataclass(frozen=True, slots=True)
 class EncryptionResetAcked(LinkEvent):
     """The peer acked our CCP Reset-Request (``PppLink.send_reset_request``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeUp(LinkEvent):
+    """BCP opened: Ethernet frames flow as bridged frames (PPP protocol 0x0031). ``mtu`` / ``mru`` are
+    the link's, as for ``NetworkUp``."""
+
+    mtu: int
+    mru: int
+    values: BcpValues = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeDown(LinkEvent):
+    """BCP left Opened while the link stays up (the peer renegotiates it)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MultilinkUp(LinkEvent):
+    """Authentication is done and both ends negotiated an MRRU (RFC 1990): the runtime decides which
+    bundle this link belongs to (``peer_name``, ``peer_endpoint``) and answers ``start_network`` or
+    ``join_bundle``. ``values`` are LCP's: MRRUs, header formats, the link's MTU."""
+
+    peer_name: str
+    peer_endpoint: bytes | None
+    values: LcpValues = field(repr=False)

@@ -53,6 +53,19 @@ authenticator of (else the one we were authenticated by), for our side of it.
 
 Sans-IO (aioquic shape): ``receive_frame(frame, now)``, ``handle_timer(now)``, ``get_timer()``, commands
 ``open``, ``close``, ``lower_down``, ``complete_auth``, ``send_reset_request``; output ``take_frames()`` and ``next_event()``.
+
+Bridging (``LinkConfig.bcp``, or ``complete_auth(..., bridged=True)`` from the user's profile): the
+link runs BCP (RFC 3518) instead of IPCP and IPv6CP, which are then Protocol-Rejected: the session is
+a bridge port with no IP of its own. BCP opening reports ``BridgeUp``; bridged frames (0x0031) are the
+data plane's.
+
+Multilink (RFC 1990: both ends negotiated an MRRU; a peer that rejects ours falls back to plain PPP):
+after authentication the link reports ``MultilinkUp`` and waits for the runtime, which knows the other
+links: ``start_network`` (this link runs the bundle's NCPs) or ``join_bundle`` (a further link of a
+bundle: no NCPs; the runtime gives its NCP frames to the link that runs them). ``keep_network`` (set by
+the runtime while the bundle has other links) makes a link that goes down keep its NCP machines for
+``release_network``, so that another link can ``adopt_network`` them: the bundle stays up. MPPE over a
+bundle is not supported: YES goes on unencrypted (``EncryptionRefused``), REQUIRED terminates.
 Time comes in as ``now``; randomness (magic, challenges, identifiers) from ``rng(n) -> bytes``.
 """
 
@@ -80,10 +93,13 @@ from .auth import (
     MppeKeyMaterial,
     VerifyRequest,
 )
+from .bcp import Bcp, BcpConfig, BcpValues
 from .ccp import Ccp, CcpConfig, CcpValues, Encryption, ResetAcked, ResetRequested
 from .events import (
     AuthRequested,
     AuthResult,
+    BridgeDown,
+    BridgeUp,
     EncryptionDown,
     EncryptionRefused,
     EncryptionResetAcked,
@@ -92,6 +108,7 @@ from .events import (
     Ipv6Up,
     LinkDown,
     LinkEvent,
+    MultilinkUp,
     NetworkDown,
     NetworkUp,
     Role,
@@ -115,9 +132,11 @@ from .mppe import MppeKeys, derive_keys
 __all__ = [
     "ADMINISTRATIVE",
     "ENCRYPTION_NEEDS_MSCHAP",
+    "ENCRYPTION_OVER_MULTILINK",
     "ENCRYPTION_REFUSED",
     "Encryption",
     "LinkConfig",
+    "NetworkState",
     "Phase",
     "PppLink",
     "Role",
@@ -130,6 +149,8 @@ Rng = Callable[[int], bytes]
 ADMINISTRATIVE = "administrative"
 ENCRYPTION_REFUSED = "encryption required but the peer refused MPPE"
 ENCRYPTION_NEEDS_MSCHAP = "encryption required but MPPE needs MS-CHAPv1 or MS-CHAPv2 authentication"
+ENCRYPTION_OVER_MULTILINK = ("encryption required but MPPE over a multilink bundle is not supported "
+                             "(set mrru=disabled on one end)")
 
 _ROUTEROS_AUTHENTICATION = (AuthMethod.MSCHAP1, AuthMethod.MSCHAP2)
 _ROUTEROS_ALLOW = (AuthMethod.MSCHAP2, AuthMethod.MSCHAP1, AuthMethod.CHAP, AuthMethod.PAP)
@@ -168,6 +189,8 @@ class LinkConfig:
         Protocol-Rejects CCP; YES offers MPPE and goes on without; REQUIRED terminates without.
         The server may override it per user in ``complete_auth``.
     ccp: MPPE key lengths and stateless/stateful preferences, CCP timers.
+    bcp: bridge the link (BCP instead of IPCP/IPv6CP) with this configuration; None: not bridged (BCP
+        is Protocol-Rejected). The server may switch it per user in ``complete_auth``.
     """
 
     lcp: LcpConfig = field(default_factory=LcpConfig)
@@ -182,6 +205,25 @@ class LinkConfig:
     ipv6cp: Ipv6cpConfig = field(default_factory=Ipv6cpConfig)
     use_encryption: Encryption = Encryption.NO
     ccp: CcpConfig = field(default_factory=CcpConfig)
+    bcp: BcpConfig | None = None
+
+
+@dataclass(slots=True)
+class NetworkState:
+    """A bundle's network layer as one link hands it to another (``release_network`` /
+    ``adopt_network``): the NCP machines as they are, mid-negotiation or opened, and what they settled."""
+
+    ipcp: Ipcp | None
+    ipv6cp: Ipv6cp | None
+    ccp: Ccp | None
+    bcp: Bcp | None
+    ipcp_values: IpcpValues | None
+    ipv6cp_values: Ipv6cpValues | None
+    ccp_values: CcpValues | None
+    bcp_values: BcpValues | None
+    bridged: bool
+    use_encryption: Encryption
+    ncp_finished_reason: str | None
 
 
 class PppLink:
@@ -225,6 +267,15 @@ class PppLink:
         self.ipcp: Ipcp | None = None
         self.ipv6cp: Ipv6cp | None = None
         self.ccp: Ccp | None = None
+        self.bcp: Bcp | None = None
+        self.bridged = config.bcp is not None  # BCP instead of IPCP/IPv6CP
+        self._bcp_config = config.bcp
+        self.bcp_values: BcpValues | None = None
+        self.multilink = False  # both ends negotiated an MRRU (set when LCP opens)
+        self.bundle_member = False  # join_bundle: a further link of a bundle, without NCPs
+        self._awaiting_bundle = False  # MultilinkUp sent, start_network / join_bundle not yet called
+        self.keep_network = False  # the runtime: keep the NCPs for release_network when going down
+        self._released: NetworkState | None = None
         self.phase = Phase.DEAD
         self.lcp_values: LcpValues | None = None
         self.ipcp_values: IpcpValues | None = None
@@ -256,6 +307,9 @@ class PppLink:
             Protocol.IPV6: self._rx_data,
             Protocol.CCP: self._rx_ccp,
             Protocol.COMPRESSED: self._rx_compressed,
+            Protocol.BCP: self._rx_bcp,
+            Protocol.BRIDGED: self._rx_bridged,
+            Protocol.MP: self._rx_mp,
         }
         if config.use_ipv6:
             self._receivers[Protocol.IPV6CP] = self._rx_ncp
@@ -297,13 +351,16 @@ class PppLink:
 
     def complete_auth(
         self, request_id: int, decision: AuthDecision, now: float, *, ipcp: IpcpConfig | None = None,
-        use_encryption: Encryption | None = None, ccp: CcpConfig | None = None,
+        use_encryption: Encryption | None = None, ccp: CcpConfig | None = None, bridged: bool | None = None,
+        bcp: BcpConfig | None = None,
     ) -> bool:
         """Server role: answer the ``AuthRequested`` with this ``request_id``. ``ipcp`` (on accept) is
         the IPCP configuration for this user, replacing ``LinkConfig.ipcp`` (the addresses from the
         user's secret/profile or from RADIUS); ``use_encryption`` (on accept) the user's profile's
         policy, replacing ``LinkConfig.use_encryption``; ``ccp`` (on accept) the user's MPPE key lengths
-        and stateless/stateful preferences, replacing ``LinkConfig.ccp``. Returns False if that request is no longer
+        and stateless/stateful preferences, replacing ``LinkConfig.ccp``; ``bridged`` (on accept) whether
+        the user's session is a bridge port (BCP, with ``bcp`` or ``LinkConfig.bcp`` or the defaults)
+        instead of routed (IPCP). Returns False if that request is no longer
         pending (the link terminated, or a stale id); then nothing happens."""
         if self.authenticator is None or self.phase not in (Phase.AUTHENTICATE, Phase.NETWORK):
             return False
@@ -315,6 +372,46 @@ class PppLink:
             self.use_encryption = use_encryption
         if decision.accepted and ccp is not None:
             self._auth_ccp = ccp
+        if decision.accepted and bridged is not None:
+            self.bridged = bridged
+            if bcp is not None:
+                self._bcp_config = bcp
+        self._settle(now)
+        return True
+
+    def start_network(self, now: float) -> None:
+        """Multilink: this link runs the NCPs of its (new) bundle. No-op unless ``MultilinkUp`` waits."""
+        if not self._awaiting_bundle or self.phase is not Phase.NETWORK:
+            return
+        self._awaiting_bundle = False
+        self._start_ncps(now)
+        self._settle(now)
+
+    def join_bundle(self, now: float) -> None:
+        """Multilink: this link joins a bundle whose NCPs run on another link: it starts none."""
+        if not self._awaiting_bundle or self.phase is not Phase.NETWORK:
+            return
+        self._awaiting_bundle = False
+        self.bundle_member = True
+        self._log.info("joined a multilink bundle")
+
+    def release_network(self) -> NetworkState | None:
+        """The NCPs this link kept when it went down with ``keep_network`` set (once), else None."""
+        state, self._released = self._released, None
+        return state
+
+    def adopt_network(self, state: NetworkState, now: float) -> bool:
+        """Run a bundle's NCPs handed over from another link (``release_network``): this link must be a
+        bundle member in the Network phase. Their frames go out on this link from now on."""
+        if self.phase is not Phase.NETWORK or not self.bundle_member:
+            return False
+        self.bundle_member = False
+        self.ipcp, self.ipv6cp, self.ccp, self.bcp = state.ipcp, state.ipv6cp, state.ccp, state.bcp
+        self.ipcp_values, self.ipv6cp_values = state.ipcp_values, state.ipv6cp_values
+        self.ccp_values, self.bcp_values = state.ccp_values, state.bcp_values
+        self.bridged, self.use_encryption = state.bridged, state.use_encryption
+        self._ncp_finished_reason = state.ncp_finished_reason
+        self._log.info("now runs the bundle's network protocols")
         self._settle(now)
         return True
 
@@ -345,7 +442,7 @@ class PppLink:
         self._settle(now)
 
     def handle_timer(self, now: float) -> None:
-        for name in ("lcp", "authenticator", "auth_peer", "ipcp", "ipv6cp", "ccp"):
+        for name in ("lcp", "authenticator", "auth_peer", "ipcp", "ipv6cp", "ccp", "bcp"):
             if self.phase is Phase.DEAD:
                 return
             machine = getattr(self, name)
@@ -401,6 +498,9 @@ class PppLink:
 
     def _rx_ncp(self, protocol: int, payload: bytes, now: float) -> None:
         machine = self.ipcp if protocol == Protocol.IPCP else self.ipv6cp
+        if self.phase is Phase.NETWORK and self.bridged and not self.bundle_member:
+            self._rx_unsupported(protocol, payload, now)  # a bridge port has no IP of its own
+            return
         if self.phase is not Phase.NETWORK or machine is None:
             self._count("ncp_before_network")  # RFC 1661 §3.5: silently discarded
             return
@@ -413,6 +513,28 @@ class PppLink:
             self._count("ccp_before_network")  # RFC 1661 §3.5: silently discarded
         else:
             self._rx_unsupported(protocol, payload, now)  # NO, or no MS-CHAP keys for MPPE
+
+    def _rx_bcp(self, protocol: int, payload: bytes, now: float) -> None:
+        if self.phase is not Phase.NETWORK or self.bundle_member or self._awaiting_bundle:
+            self._count("ncp_before_network")  # RFC 1661 §3.5: silently discarded
+        elif self.bcp is not None:
+            self.bcp.receive(payload, now)
+        elif not self.bridged:
+            self._rx_unsupported(protocol, payload, now)  # not a bridge port
+        else:
+            self._count("bcp_finished")
+
+    def _rx_bridged(self, protocol: int, payload: bytes, now: float) -> None:
+        if self.phase is Phase.NETWORK and self.bcp is not None and self.bcp.is_opened:
+            self._count("data_seen")  # the data plane's job; here only counted
+        else:
+            self._count("data_dropped")
+
+    def _rx_mp(self, protocol: int, payload: bytes, now: float) -> None:
+        if self.multilink:
+            self._count("mp_seen")  # the data plane's job (reassembly); here only counted
+        else:
+            self._rx_unsupported(protocol, payload, now)  # MRRU not negotiated (RFC 1990 §3)
 
     def _rx_compressed(self, protocol: int, payload: bytes, now: float) -> None:
         if self.phase is Phase.NETWORK and self.mppe_keys is not None:
@@ -437,8 +559,8 @@ class PppLink:
     # --- the composition -----------------------------------------------------------------------
 
     def _machines(self) -> list[Any]:
-        return [m for m in (self.lcp, self.authenticator, self.auth_peer, self.ipcp, self.ipv6cp, self.ccp)
-                if m is not None]
+        return [m for m in (self.lcp, self.authenticator, self.auth_peer, self.ipcp, self.ipv6cp, self.ccp,
+                            self.bcp) if m is not None]
 
     def _collect(self) -> None:
         for machine in self._machines():
@@ -465,7 +587,7 @@ class PppLink:
             while (machine := getattr(self, name)) is not None and (aev := machine.next_event()) is not None:
                 handled = True
                 self._on_auth_event(name, aev, now)
-        for name in ("ipcp", "ipv6cp"):
+        for name in ("ipcp", "ipv6cp", "bcp"):
             while (machine := getattr(self, name)) is not None and (nev := machine.next_event()) is not None:
                 handled = True
                 self._on_ncp_event(machine, nev, now)
@@ -490,6 +612,7 @@ class PppLink:
             rejected = ev.rejected_protocol
             by_protocol: dict[int, ControlProtocol | None] = {
                 Protocol.IPCP: self.ipcp, Protocol.IPV6CP: self.ipv6cp, Protocol.CCP: self.ccp,
+                Protocol.BCP: self.bcp,
             }
             ncp = by_protocol.get(rejected)
             if ncp is not None:
@@ -501,12 +624,16 @@ class PppLink:
         """The peer sent a Configure-Request while LCP was Opened (RFC 1661 §4.1 RCR in Opened; also
         what a retransmission after a lost Configure-Ack looks like): back to Establish. Open NCPs
         report NetworkDown; authentication and the NCPs run again when LCP is up again (§3.2)."""
-        for ncp in (self.ipcp, self.ipv6cp):
-            if ncp is not None and ncp.is_opened:
-                self._events.append(NetworkDown(ncp.protocol, reason))
-        if self.mppe_keys is not None:
-            self._events.append(EncryptionDown(reason))
+        if not self.keep_network:
+            for ncp in (self.ipcp, self.ipv6cp):
+                if ncp is not None and ncp.is_opened:
+                    self._events.append(NetworkDown(ncp.protocol, reason))
+            if self.bcp is not None and self.bcp.is_opened:
+                self._events.append(BridgeDown(reason))
+            if self.mppe_keys is not None:
+                self._events.append(EncryptionDown(reason))
         self._drop_machines()
+        self.bundle_member = self._awaiting_bundle = False
         self.phase = Phase.ESTABLISH
         self._log.info("LCP renegotiating: %s", reason)
 
@@ -515,6 +642,7 @@ class PppLink:
             self._count("lcp_up_out_of_phase")
             return
         self.lcp_values = values
+        self.multilink = values.mrru is not None and values.peer_mrru is not None
         if self.role is Role.SERVER and self.config.authenticate and values.auth is None:
             self._terminate("no common authentication method", now)
             return
@@ -557,27 +685,45 @@ class PppLink:
 
     def _enter_network(self, now: float) -> None:
         policy = self.use_encryption
+        if policy is Encryption.REQUIRED and self.multilink:
+            self._log.info("%s", ENCRYPTION_OVER_MULTILINK)
+            self._terminate(ENCRYPTION_OVER_MULTILINK, now)
+            return
         if policy is Encryption.REQUIRED and self._keys_source() is None:
             self._log.info("%s (authenticated with %s)", ENCRYPTION_NEEDS_MSCHAP, self._auth_name())
             self._terminate(ENCRYPTION_NEEDS_MSCHAP, now)
             return
-        ipcp_config = self._auth_ipcp or self.config.ipcp
-        if ipcp_config is None:
-            if self.role is Role.SERVER:
-                who = f" for user {self._peer_name}" if self._peer_name else ""
-                self._terminate(f"no IPv4 addresses{who}: none configured and none given with the "
-                                "authentication decision", now)
-                return
-            ipcp_config = IpcpConfig()
+        if not self.bridged and self._auth_ipcp is None and self.config.ipcp is None and self.role is Role.SERVER:
+            who = f" for user {self._peer_name}" if self._peer_name else ""
+            self._terminate(f"no IPv4 addresses{who}: none configured and none given with the "
+                            "authentication decision", now)
+            return
         self.phase = Phase.NETWORK
         self._ncp_finished_reason = None
-        self.ipcp = Ipcp(ipcp_config, rng=self._rng)
-        ncps: list[ControlProtocol] = [self.ipcp]
-        if self.config.use_ipv6:
-            self.ipv6cp = Ipv6cp(self.config.ipv6cp, rng=self._rng)
-            ncps.append(self.ipv6cp)
+        if self.multilink:
+            assert self.lcp_values is not None
+            self._awaiting_bundle = True
+            self._events.append(MultilinkUp(self._peer_name, self.lcp_values.peer_endpoint, self.lcp_values))
+            return
+        self._start_ncps(now)
+
+    def _start_ncps(self, now: float) -> None:
+        """Network phase: the NCPs (IPCP and IPv6CP, or BCP when bridged) and CCP beside them."""
+        policy = self.use_encryption
+        ncps: list[ControlProtocol] = []
+        if self.bridged:
+            self.bcp = Bcp(self._bcp_config or BcpConfig(), rng=self._rng)
+            ncps.append(self.bcp)
+        else:
+            self.ipcp = Ipcp(self._auth_ipcp or self.config.ipcp or IpcpConfig(), rng=self._rng)
+            ncps.append(self.ipcp)
+            if self.config.use_ipv6:
+                self.ipv6cp = Ipv6cp(self.config.ipv6cp, rng=self._rng)
+                ncps.append(self.ipv6cp)
         self._encryption_refused = False
-        if policy is not Encryption.NO:
+        if policy is not Encryption.NO and self.multilink:
+            self._refuse_encryption("MPPE over a multilink bundle is not supported", now)
+        elif policy is not Encryption.NO:
             if self._keys_source() is None:
                 self._refuse_encryption(f"MPPE needs MS-CHAPv1 or MS-CHAPv2 keys (authenticated with "
                                         f"{self._auth_name()})", now)
@@ -605,6 +751,14 @@ class PppLink:
                 v.peer_nbns if server else v.nbns,
                 mtu, mru, v,
             ))
+        elif isinstance(ev, LayerUp) and ncp is self.bcp:
+            b: BcpValues = ev.values
+            self.bcp_values = b
+            self._log.info("BCP up: %s", b.describe())
+            self._events.append(BridgeUp(mtu, mru, b))
+        elif isinstance(ev, LayerDown) and ncp is self.bcp:
+            self.bcp_values = None
+            self._events.append(BridgeDown(ev.reason))
         elif isinstance(ev, LayerUp):
             w: Ipv6cpValues = ev.values
             self.ipv6cp_values = w
@@ -614,7 +768,7 @@ class PppLink:
         elif isinstance(ev, LayerFinished):
             if self._ncp_finished_reason is None:
                 self._ncp_finished_reason = ev.reason
-            running = [m for m in (self.ipcp, self.ipv6cp) if m is not None and m.state not in _FINISHED]
+            running = [m for m in (self.ipcp, self.ipv6cp, self.bcp) if m is not None and m.state not in _FINISHED]
             if not running:  # no network protocol left (pppd does the same); the first one's reason
                 self._terminate(self._ncp_finished_reason, now)
 
@@ -700,8 +854,13 @@ class PppLink:
 
     def _drop_machines(self) -> None:
         self._collect()  # what they already produced still goes out, in order
-        self.authenticator = self.auth_peer = self.ipcp = self.ipv6cp = self.ccp = None
-        self.mppe_keys = self.ccp_values = None
+        if self.keep_network and not self.bundle_member and self._released is None and any(
+                m is not None for m in (self.ipcp, self.ipv6cp, self.bcp)):
+            self._released = NetworkState(
+                self.ipcp, self.ipv6cp, self.ccp, self.bcp, self.ipcp_values, self.ipv6cp_values,
+                self.ccp_values, self.bcp_values, self.bridged, self.use_encryption, self._ncp_finished_reason)
+        self.authenticator = self.auth_peer = self.ipcp = self.ipv6cp = self.ccp = self.bcp = None
+        self.mppe_keys = self.ccp_values = self.bcp_values = None
 
     def _dead(self, reason: str) -> None:
         if self.down_reason is None:

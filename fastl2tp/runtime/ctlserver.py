@@ -31,6 +31,7 @@ from ..ctl.protocol import (
     encode_reply,
 )
 from ..errors import ConfigError, FastL2tpError
+from .metrics import interface_traffic
 from .node import Node
 
 log = logging.getLogger(__name__)
@@ -245,7 +246,7 @@ class CtlServer:
             if s.closed:
                 continue
             try:
-                rx_p, rx_b, tx_p, tx_b, last_rx, last_tx = node.dp.session_traffic(s.tunnel_id, s.session_id)
+                rx_p, rx_b, tx_p, tx_b, last_rx, last_tx = interface_traffic(node.dp, s)
             except KeyError:
                 rx_p = rx_b = tx_p = tx_b = last_rx = last_tx = 0
             st = {"rx_packets": rx_p, "rx_bytes": rx_b, "tx_packets": tx_p, "tx_bytes": tx_b,

@@ -26,10 +26,14 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from .._dp import DropReason
@@ -62,6 +66,15 @@ _TRAFFIC = (("receive", "bytes", "rx_bytes"), ("receive", "packets", "rx_packets
             ("transmit", "bytes", "tx_bytes"), ("transmit", "packets", "tx_packets"))
 _DROP_REASONS = tuple(r.name.lower() for r in DropReason if r is not DropReason.OK)
 _CONTROL_DROP_PREFIX = "drop_"  # Endpoint.stats keys of datagrams the control plane dropped
+
+
+def interface_traffic(dp: Any, s: Any) -> tuple[int, int, int, int, int, int]:
+    """(rx packets, rx bytes, tx packets, tx bytes, last rx ns, last tx ns) of the session's interface:
+    a bundle's interface counts the bundle's traffic (``KeyError`` when the data plane has none)."""
+    bundle = getattr(s, "bundle", None)
+    if bundle is not None and bundle.owner is s:
+        return dp.bundle_traffic(bundle.context)
+    return dp.session_traffic(s.tunnel_id, s.session_id)
 
 
 class NodeCounters:
@@ -174,7 +187,7 @@ class NodeCollector(Collector):
         read: list[tuple[Session, list[int]]] = []
         for i, s in enumerate(list(node.sessions.values()), 1):
             try:
-                rx_p, rx_b, tx_p, tx_b, _, _ = node.dp.session_traffic(s.tunnel_id, s.session_id)
+                rx_p, rx_b, tx_p, tx_b, _, _ = interface_traffic(node.dp, s)
             except KeyError:  # not in the data plane (yet, or any more)
                 continue
             st = {"rx_packets": rx_p, "rx_bytes": rx_b, "tx_packets": tx_p, "tx_bytes": tx_b}

@@ -306,6 +306,33 @@ class Netlink:
 
         return await self._op(fn)
 
+    async def add_bridge_port(self, ifname: str, bridge: str, mtu: int, *, isolated: bool = False) -> None:
+        """``ip link set IF mtu MTU alias fastl2tp master BRIDGE up`` (+ ``bridge link set dev IF
+        isolated on``): a BCP session's TAP device becomes a port of the profile's bridge. RouterOS's
+        ``bridge-horizon`` maps onto the port's ``isolated`` flag: isolated ports do not forward to
+        each other, only to the bridge's other ports. A missing bridge, or a link that is not a
+        bridge, is a ``NetlinkOpError`` that says so."""
+        if not MIN_MTU <= mtu <= MAX_MTU:
+            raise LocalUsageError(f"add_bridge_port {ifname}: MTU {mtu} outside {MIN_MTU}..{MAX_MTU}")
+
+        async def fn(ipr: AsyncIPRoute) -> None:
+            op = "add_bridge_port"
+            try:
+                master = (await ipr.link("get", ifname=bridge))[0]
+            except NL_ERRORS as e:
+                if _code(e) in GONE:
+                    raise NetlinkOpError(op, ifname, None, f"bridge {bridge} does not exist") from None
+                raise NetlinkOpError(op, ifname, _code(e)) from None
+            if master.get(("linkinfo", "kind")) != "bridge":
+                raise NetlinkOpError(op, ifname, None, f"{bridge} is not a bridge")
+            index = _index_of(op, ifname)
+            await _call(op, ifname, ipr.link("set", index=index, mtu=int(mtu), ifalias=IFALIAS_FASTL2TP,
+                                             master=master["index"], state="up"))
+            if isolated:
+                await _call(op, ifname, ipr.link("set", index=index, kind="bridge_slave", isolated=1))
+
+        await self._op(fn)
+
     # --- addresses -----------------------------------------------------------------------------
 
     async def configure_ptp(self, ifname: str, local: IPv4Address, peer: IPv4Address, mtu: int, *,

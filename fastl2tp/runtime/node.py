@@ -19,6 +19,7 @@ import asyncio
 import dataclasses
 import ipaddress
 import logging
+import os
 import socket
 import time
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from ..control.transport import TransportConfig
 from ..control.tunnel import Role as TunnelRole
 from ..control.tunnel import TunnelConfig
 from ..ctl.menus import session_id_text
-from ..errors import FastL2tpError
+from ..errors import DecodeError, FastL2tpError
 from ..ppp.auth import AuthDecision, verify_locally
 from ..ppp.auth.base import (
     ChapMd5Credentials,
@@ -42,23 +43,28 @@ from ..ppp.auth.base import (
     MsChap2Credentials,
     PapCredentials,
 )
+from ..ppp.bcp import BcpConfig
+from ..ppp.bundle import Bundle, BundleMismatch, Bundles, describe_endpoint
 from ..ppp.ccp import CcpConfig, Encryption
 from ..ppp.events import (
     AuthRequested,
     AuthResult,
+    BridgeDown,
+    BridgeUp,
     EncryptionDown,
     EncryptionRefused,
     EncryptionResetRequested,
     EncryptionUp,
     Ipv6Up,
     LinkDown,
+    MultilinkUp,
     NetworkDown,
     NetworkUp,
     Role,
 )
 from ..ppp.ipcp import IpcpConfig
 from ..ppp.lcp import LcpConfig
-from ..ppp.link import ADMINISTRATIVE, LinkConfig, PppLink
+from ..ppp.link import ADMINISTRATIVE, LinkConfig, Phase, PppLink
 from ..radius.packets import (
     AccessRequest,
     AccountingRequest,
@@ -72,9 +78,10 @@ from ..radius.packets import (
     TerminateCause,
 )
 from ..wire.avp import CDNResult, ErrorCode, ResultCode, StopCCNResult
+from ..wire.ppp import decode_frame
 from .driver import ControlDriver, open_udp
 from .dynauth import DynAuthServer
-from .metrics import MetricsServer, NodeCounters, start_metrics
+from .metrics import MetricsServer, NodeCounters, interface_traffic, start_metrics
 from .netlink import Netlink
 from .radius import RadiusRuntime, RadiusUnavailable
 from .tun import TunDevice, linux_ifname, open_tun
@@ -85,6 +92,8 @@ REDIAL_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 TCP_IP_HEADERS = 40  # MSS = MTU - 20 (IPv4) - 20 (TCP)
 CCP_RESET_RETRY_S = 0.25  # repeat a CCP Reset-Request this often while MPPE is still out of sync
 MPPE_OVERHEAD = 4  # protocol 0x00FD + the MPPE header in front of the encrypted protocol and packet
+BRIDGED_OVERHEAD = 2 + 14  # the bridged-frame header (RFC 3518 §4) and the Ethernet header
+BUNDLE_TICK_S = 1.0  # multilink reassembly stall timeouts are checked this often
 
 
 UDP_BUFFER_BYTES = 4 << 20  # socket buffers for the tunnel's UDP: bursts must not overflow them
@@ -166,6 +175,10 @@ class Session:
     radius: object | None = None  # the Access-Accept (AccessResult) this session runs with
     final_stats: dict | None = None  # the data plane's counters, kept as the session is removed
     l2tp_up_at: float = 0.0  # loop time of the L2TP SessionUp: where the set-up latency starts
+    bridged: bool = False  # a BCP bridge port: a TAP device in the profile's bridge, no IP of its own
+    bundle: Bundle | None = None  # multilink: the bundle this link is in (its owner has the interface)
+    bundle_gone: int = -1  # the data plane's bundle id to remove at teardown (the last link left it)
+    acct_id: str = ""  # Acct-Session-Id once accounting started (a bundle's follows its interface)
 
     @property
     def key(self) -> tuple[int, int]:
@@ -209,6 +222,11 @@ class Node:
         self.dynauth: DynAuthServer | None = None
         self.counters = NodeCounters()  # what the metrics cannot read from the state at scrape time
         self.metrics_server: MetricsServer | None = None
+        self.bundles: Bundles[Session] = Bundles()
+        # our multilink endpoint discriminator (RFC 1990 §5.1.3, class 1 "locally assigned"): new per run,
+        # so that links of an earlier run never join a bundle of this one
+        self.endpoint = b"\x01" + os.urandom(8)
+        self._bundle_timer: asyncio.TimerHandle | None = None
 
     # --- start and stop ------------------------------------------------------------------------------
 
@@ -424,9 +442,25 @@ class Node:
                 _, tunnel_id, session_id, frame = item
                 s = self.sessions.get((tunnel_id, session_id))
                 if s is not None and not s.closed:
-                    s.link.receive_frame(frame, now)
-                    self._pump(s)
+                    target = self._bundle_owner_for(s, frame)
+                    if target is not s:
+                        s.link.lcp.note_rx(now)  # life on this link; the bundle's NCP frame is the owner's
+                    target.link.receive_frame(frame, now)
+                    self._pump(target)
         self.driver.flush()
+
+    @staticmethod
+    def _bundle_owner_for(s: Session, frame: bytes) -> Session:
+        """Where a PPP frame from ``s`` goes: a bundle's NCP frames (0x8000-0xBFFF: IPCP, IPv6CP, CCP,
+        BCP) go to the link that runs the bundle's NCPs, whichever link they came on (RFC 1990 §3)."""
+        bundle = s.bundle
+        if bundle is None or bundle.owner is s or bundle.owner is None:
+            return s
+        try:
+            protocol = decode_frame(frame).protocol
+        except DecodeError:
+            return s
+        return bundle.owner if 0x8000 <= protocol < 0xC000 else s
 
     # --- L2TP events -----------------------------------------------------------------------------------
 
@@ -449,8 +483,9 @@ class Node:
             log.info("tunnel %d up with %s:%d (%s)", e.tunnel_id, e.peer[0], e.peer[1],
                      e.peer_host_name.decode("utf-8", "replace"))
 
-    def _lcp_config(self, mru: int, max_mtu: int, keepalive: float | None) -> LcpConfig:
-        return LcpConfig(mru=mru, max_mtu=max_mtu, keepalive_timeout_s=keepalive)
+    def _lcp_config(self, mru: int, max_mtu: int, keepalive: float | None, mrru: int | None = None) -> LcpConfig:
+        return LcpConfig(mru=mru, max_mtu=max_mtu, keepalive_timeout_s=keepalive, mrru=mrru,
+                         endpoint=self.endpoint if mrru is not None else None)
 
     @staticmethod
     def _ccp_config(params: cfg.SessionParams) -> CcpConfig:
@@ -468,10 +503,11 @@ class Node:
             params = cfg.effective_client(self.config, c)
             encryption = Encryption(params.use_encryption.value)
             link = PppLink(Role.CLIENT, LinkConfig(
-                lcp=self._lcp_config(c.max_mru, c.max_mtu, c.keepalive_timeout), allow=c.allow,
+                lcp=self._lcp_config(c.max_mru, c.max_mtu, c.keepalive_timeout, c.mrru), allow=c.allow,
                 username=c.user, password=c.password, auth_name=self.host_name,
                 ipcp=IpcpConfig(request_dns=False), use_ipv6=params.use_ipv6 is not cfg.UseIpv6.NO,
-                use_encryption=encryption, ccp=self._ccp_config(params)), now=self.now(), logger=slog)
+                use_encryption=encryption, ccp=self._ccp_config(params),
+                bcp=BcpConfig() if params.bridge is not None else None), now=self.now(), logger=slog)
             slog.set_user(c.user)
         else:
             server = self.config.l2tp_server.server
@@ -479,7 +515,7 @@ class Node:
             # until login, the default profile's; the user's profile (or RADIUS) decides at login
             encryption = Encryption(default.use_encryption.value)
             link = PppLink(Role.SERVER, LinkConfig(
-                lcp=self._lcp_config(server.max_mru, server.max_mtu, server.keepalive_timeout),
+                lcp=self._lcp_config(server.max_mru, server.max_mtu, server.keepalive_timeout, server.mrru),
                 authenticate=server.authentication, auth_name=self.host_name, ipcp=None,
                 use_ipv6=default.use_ipv6 is not cfg.UseIpv6.NO, use_encryption=encryption,
                 ccp=self._ccp_config(default)), now=self.now(), logger=slog)
@@ -523,6 +559,8 @@ class Node:
                 self.dp.send_ppp(s.tunnel_id, s.session_id, frame)
             except (OSError, KeyError):
                 pass
+        if s.bundle is not None and s.link.phase is not Phase.NETWORK:
+            self._leave_bundle(s)  # terminating, dead or renegotiating LCP: out of the bundle now
         at = s.link.get_timer()
         if at != s.timer_at:
             if s.timer is not None:
@@ -549,8 +587,14 @@ class Node:
                          e.method.value)
             else:
                 s.log.warning("authentication failed for user %s: %s", e.username, e.reason)
+        elif isinstance(e, MultilinkUp):
+            self._multilink_up(s, e)
         elif isinstance(e, NetworkUp):
             self._network_up(s, e)
+        elif isinstance(e, BridgeUp):
+            self._bridge_up(s, e)
+        elif isinstance(e, BridgeDown):
+            s.log.info("BCP down: %s", e.reason)
         elif isinstance(e, Ipv6Up):
             if s.ifname and e.interface_id and e.peer_interface_id:
                 self._spawn(s, self.netlink.add_ipv6_link_local(s.ifname, e.interface_id, e.peer_interface_id))
@@ -635,7 +679,7 @@ class Node:
                     s.log.warning("RADIUS MS-MPPE-Encryption-Types %#x allows none of the profile's MPPE key "
                                   "lengths: the profile's apply", types)
         s.link.complete_auth(req.request_id, decision, self.now(), ipcp=ipcp, use_encryption=s.use_encryption,
-                             ccp=ccp)
+                             ccp=ccp, bridged=params.bridge is not None)
 
     async def _radius_login(self, s: Session, req) -> None:
         server = self.config.l2tp_server.server
@@ -756,14 +800,9 @@ class Node:
             s.leases.append(addr)
         return addr
 
-    def _network_up(self, s: Session, e: NetworkUp) -> None:
-        if s.tun is not None:  # IPCP renegotiated: the interface stays, its addresses follow
-            previous = (s.local_address, s.remote_address)
-            if previous != (e.local_address, e.peer_address):
-                s.local_address, s.remote_address = e.local_address, e.peer_address
-                self._spawn(s, self.netlink.configure_ptp(s.ifname, e.local_address, e.peer_address, s.mtu,
-                                                          previous=previous))
-            return
+    def _new_interface(self, s: Session, *, tap: bool) -> bool:
+        """Name and open the session's TUN (routed) or TAP (bridge port) device; False when it failed
+        (the link is closing then)."""
         if s.client is not None:
             display = s.client.conf.name
         else:
@@ -771,17 +810,34 @@ class Node:
             display = static.name if static is not None else f"<l2tp-{s.user}>"
         ifname = linux_ifname(display, self._ifnames)
         s.display_name, s.ifname = display, ifname
-        s.local_address, s.remote_address = e.local_address, e.peer_address
-        s.mru = e.mru
         try:
-            s.tun = open_tun(ifname)
+            s.tun = open_tun(ifname, tap=tap)
         except FastL2tpError as exc:
             s.link.close(f"cannot create interface {ifname}: {exc}", self.now())
-            return
+            return False
         self._ifnames.add(ifname)
-        # With MPPE possible, leave room for its 4 octets so that packets never exceed the peer's MRU.
+        return True
+
+    def _network_up(self, s: Session, e: NetworkUp) -> None:
+        if s.tun is not None:  # IPCP renegotiated: the interface stays, its addresses follow
+            previous = (s.local_address, s.remote_address)
+            if previous != (e.local_address, e.peer_address):
+                s.local_address, s.remote_address = e.local_address, e.peer_address
+                self._spawn(s, self.netlink.configure_ptp(s.ifname, e.local_address, e.peer_address, s.mtu,
+                                                          previous=previous))
+            self._attach(s)  # again after LCP renegotiated a multilink link into a new bundle
+            return
+        s.local_address, s.remote_address = e.local_address, e.peer_address
+        if not self._new_interface(s, tap=False):
+            return
         s.link_mtu = e.mtu
-        s.mtu = e.mtu - (MPPE_OVERHEAD if s.use_encryption is not Encryption.NO and not s.mppe_refused else 0)
+        if s.bundle is not None:
+            # multilink: the peer reassembles packets up to its MRRU, we up to ours (RFC 1990 §5.1.1)
+            s.mtu, s.mru = min(s.bundle.formats.peer_mrru, 65535), s.bundle.formats.mrru
+        else:
+            # With MPPE possible, leave room for its 4 octets so that packets never exceed the peer's MRU.
+            s.mru = e.mru
+            s.mtu = e.mtu - (MPPE_OVERHEAD if s.use_encryption is not Encryption.NO and not s.mppe_refused else 0)
         s.setup = self._spawn(s, self._configure(s, e))
 
     async def _configure(self, s: Session, e: NetworkUp) -> None:
@@ -798,17 +854,192 @@ class Node:
         if s.client is not None and s.client.conf.add_default_route:
             s.default_route = await nl.add_default_route(s.ifname, s.client.conf.default_route_distance,
                                                          server=s.peer[0])
+        self._now_up(s, f"{e.local_address} -> {e.peer_address}")
+
+    def _now_up(self, s: Session, what: str) -> None:
+        """The session's interface is configured: it is up (timeouts, accounting Start, status)."""
         s.up_since = self.now()
         s.up_since_monotonic = time.monotonic()
         s.status = "connected"
         self._arm_timeouts(s)
+        s.acct_id = session_acct_id(s)
         self._account(s, AcctStatusType.START)
         if s.client is not None:
             s.client.status = "connected"
             s.client.failures = 0
-        s.log.info("%s up, user %s, %s -> %s, mtu %d%s", s.display_name,
-                 s.user, e.local_address, e.peer_address, s.mtu, f", {s.encoding}" if s.encoding else "")
+        extra = (f", {s.encoding}" if s.encoding else "") + (
+            f", multilink MRRU {s.bundle.formats.peer_mrru}" if s.bundle is not None else "")
+        s.log.info("%s up, user %s, %s, mtu %d%s", s.display_name, s.user, what, s.mtu, extra)
         self.counters.session_set_up(self.now() - s.l2tp_up_at)
+
+    # --- bridge ports (BCP) -----------------------------------------------------------------------------
+
+    def _session_params(self, s: Session) -> cfg.SessionParams:
+        if s.client is not None:
+            return cfg.effective_client(self.config, s.client.conf)
+        return s.params if s.params is not None else cfg.effective_session(self.config, None)
+
+    def _bridge_up(self, s: Session, e: BridgeUp) -> None:
+        """BCP opened: the session becomes a port of its profile's bridge through a TAP device (RouterOS
+        ``bridge=``); frames flow as soon as it is in the bridge."""
+        s.log.info("BCP up: %s", e.values.describe())
+        if s.tun is not None:  # BCP renegotiated: the port stays
+            self._attach(s)
+            return
+        params = self._session_params(s)
+        if params.bridge is None:  # cannot happen: only a bridged link runs BCP
+            s.link.close("BCP up without a bridge in the profile", self.now())
+            return
+        s.bridged = True
+        if not self._new_interface(s, tap=True):
+            return
+        s.link_mtu = e.mtu
+        # the Ethernet payload that fits: the link's MTU (or the peer's MRRU) less the bridged-frame
+        # header (2) and the Ethernet header (14); 4 more for MPPE while it may be used
+        room = min(s.bundle.formats.peer_mrru, 65535) if s.bundle is not None else e.mtu
+        mppe = MPPE_OVERHEAD if s.bundle is None and s.use_encryption is not Encryption.NO and not s.mppe_refused else 0
+        s.mtu = max(room - BRIDGED_OVERHEAD - mppe, 68)
+        s.mru = s.bundle.formats.mrru if s.bundle is not None else e.mru
+        s.setup = self._spawn(s, self._configure_bridge_port(s, params.bridge, params.bridge_horizon))
+
+    async def _configure_bridge_port(self, s: Session, bridge: str, horizon: int | None) -> None:
+        await self.netlink.add_bridge_port(s.ifname, bridge, s.mtu, isolated=horizon is not None)
+        if s.closed:
+            return
+        s.configured = True
+        self._attach(s)
+        self._now_up(s, f"port of bridge {bridge}" + (f" (horizon {horizon})" if horizon is not None else ""))
+
+    # --- multilink bundles (RFC 1990) ---------------------------------------------------------------------
+
+    def _multilink_up(self, s: Session, e: MultilinkUp) -> None:
+        """Put the link in its bundle: a new one (this link runs the NCPs and gets the interface) or the
+        bundle of the same peer (name and endpoint discriminator), which it joins as a further link."""
+        now = self.now()
+        # a server's bundles are told apart by the user who logged in; a client's by the user it logs in as
+        name = e.peer_name if s.client is None else s.client.conf.user
+        try:
+            bundle, first = self.bundles.join(s, name, e.values)
+        except BundleMismatch as exc:
+            s.link.close(str(exc), now)
+            return
+        f = bundle.formats
+        try:
+            if first:
+                bundle.context = self.dp.add_bundle(-1, mrru=f.mrru, rx_short_seq=f.short_seq,
+                                                    tx_short_seq=f.peer_short_seq, bridged=s.link.bridged,
+                                                    peer_mrru=f.peer_mrru)
+                self._arm_bundle_timer()
+            self.dp.bundle_add_link(bundle.context, s.tunnel_id, s.session_id, mtu=s.link.lcp.peer_mru)
+        except ValueError as exc:  # e.g. more links than a bundle takes
+            self.bundles.leave(s)
+            if first and isinstance(bundle.context, int):
+                self.dp.remove_bundle(bundle.context)
+            s.link.close(f"multilink: {exc}", now)
+            return
+        s.bundle = bundle
+        self._keep_network(bundle)
+        if first:
+            s.log.info("multilink: new bundle, peer endpoint %s, MRRU %d (ours %d), %s sequence numbers",
+                       describe_endpoint(e.peer_endpoint), f.peer_mrru, f.mrru,
+                       "short" if f.peer_short_seq else "long")
+            s.link.start_network(now)
+        else:
+            owner = bundle.owner
+            s.link.join_bundle(now)
+            s.status = f"bundled with {owner.display_name or owner.ifname or 'its first link'}"
+            if s.client is not None:
+                s.client.status = "connected"
+            s.log.info("multilink: link %d of the bundle of %s", len(bundle.links), owner.display_name or name)
+
+    def _keep_network(self, bundle: Bundle) -> None:
+        """The owner keeps its NCPs for a hand-over while the bundle has other links."""
+        for link_session in bundle.links:
+            link_session.link.keep_network = link_session is bundle.owner and len(bundle.links) > 1
+
+    def _leave_bundle(self, s: Session) -> None:
+        """The link left the Network phase: out of its bundle. The last link takes the bundle with it;
+        an owner with other links still there hands the interface and the NCPs to the next one."""
+        bundle, s.bundle = s.bundle, None
+        if bundle is None:
+            return
+        left = self.bundles.leave(s)
+        if left is not None and self.stopping and not left.empty:
+            left = dataclasses.replace(left, new_owner=None)  # all links go: nothing to hand over
+        bid = bundle.context
+        try:
+            self.dp.bundle_remove_link(bid, s.tunnel_id, s.session_id)
+        except (KeyError, ValueError):
+            pass
+        if left is None:
+            return
+        if left.empty:
+            if s.attached:
+                try:
+                    s.final_stats = self._stats(s, bid)
+                except KeyError:
+                    pass
+                self._detach(s, bid)
+            self.dp.remove_bundle(bid)  # a link renegotiating LCP keeps its interface for its next bundle
+            return
+        if left.was_owner and left.new_owner is not None:
+            new = left.new_owner
+            state = s.link.release_network()
+            self._move_interface(s, new)
+            if state is None or not new.link.adopt_network(state, self.now()):
+                new.link.close("multilink: the bundle's network protocols were lost with its first link",
+                               self.now())
+            s.log.info("multilink: the bundle goes on over tunnel=%d session=%d", new.tunnel_id, new.session_id)
+            self._pump(new)
+        self._keep_network(bundle)
+
+    _MOVED = ("display_name", "ifname", "tun", "leases", "local_address", "remote_address", "mtu", "mru",
+              "link_mtu", "configured", "attached", "default_route", "host_route", "up_since",
+              "up_since_monotonic", "acct_id", "params", "secret", "radius", "bridged", "encrypted", "encoding")
+
+    def _move_interface(self, old: Session, new: Session) -> None:
+        """A bundle's interface, addresses, routes, limits and accounting follow its NCPs to ``new``."""
+        for name in self._MOVED:
+            setattr(new, name, getattr(old, name))
+        new.status = "connected" if new.up_since is not None else old.status
+        if new.client is not None and new.up_since is not None:
+            new.client.status = "connected"
+        for t in old.timeouts:
+            t.cancel()
+        old.timeouts.clear()
+        old.tun, old.leases, old.configured, old.attached = None, [], False, False
+        old.default_route = old.host_route = None
+        old.up_since, old.acct_id = None, ""
+        old.status = f"left the bundle of {new.display_name}"
+        self._arm_timeouts(new)
+
+    def _arm_bundle_timer(self) -> None:
+        if self._bundle_timer is None:
+            self._bundle_timer = self.loop.call_later(BUNDLE_TICK_S, self._bundle_tick)
+
+    def _bundle_tick(self) -> None:
+        """Reassembly stall timeouts (a bundle whose links went quiet after a loss)."""
+        self._bundle_timer = None
+        if len(self.bundles):
+            self.dp.expire_bundles()
+            self._arm_bundle_timer()
+
+    def _bundle_readable(self, bundle: Bundle) -> None:
+        try:
+            self.dp.rx_bundle(bundle.context)
+        except (OSError, KeyError) as exc:
+            log.debug("bundle %s: read error: %s", bundle.context, exc)
+
+    def _stats(self, s: Session, bundle_id: int | None = None) -> dict:
+        """The traffic counters of the session's interface: its bundle's when it has a bundle's."""
+        if bundle_id is None and s.bundle is not None and s.bundle.owner is s:
+            bundle_id = s.bundle.context
+        if bundle_id is not None:
+            return self.dp.bundle_stats(bundle_id)
+        return self.dp.session_stats(s.tunnel_id, s.session_id)
+
+    def traffic(self, s: Session) -> tuple[int, int, int, int, int, int]:
+        return interface_traffic(self.dp, s)
 
     def _mppe_resync(self, s: Session) -> None:
         """MPPE stateful lost sync: send a CCP Reset-Request, and again every reset interval for as long
@@ -837,8 +1068,8 @@ class Node:
 
     async def _set_mtu(self, s: Session) -> None:
         await self.netlink.configure_ptp(s.ifname, s.local_address, s.remote_address, s.mtu)
-        if s.attached and not s.closed:
-            self.dp.update_session(s.tunnel_id, s.session_id, mss=self._mss(s))
+        if s.attached and not s.closed and s.bundle is None:
+            self.dp.update_session(s.tunnel_id, s.session_id, mss=0 if s.bridged else self._mss(s))
 
     def _mss(self, s: Session) -> int:
         change_mss = s.params.change_tcp_mss if s.params is not None else True
@@ -853,15 +1084,27 @@ class Node:
             return
         if s.use_encryption is Encryption.REQUIRED and not s.encrypted:
             return
-        self.dp.update_session(s.tunnel_id, s.session_id, tun_fd=s.tun.fileno(), mss=self._mss(s))
-        self.loop.add_reader(s.tun.fileno(), self._tun_readable, s)
+        mss = 0 if s.bridged else self._mss(s)
+        if s.bundle is not None:
+            if s.bundle.owner is not s:
+                return
+            self.dp.update_bundle(s.bundle.context, fd=s.tun.fileno(), mss=mss)
+            self.loop.add_reader(s.tun.fileno(), self._bundle_readable, s.bundle)
+        else:
+            self.dp.update_session(s.tunnel_id, s.session_id, tun_fd=s.tun.fileno(), mss=mss, bridged=s.bridged)
+            self.loop.add_reader(s.tun.fileno(), self._tun_readable, s)
         s.attached = True
 
-    def _detach(self, s: Session) -> None:
+    def _detach(self, s: Session, bundle_id: int | None = None) -> None:
         if not s.attached:
             return
         self.loop.remove_reader(s.tun.fileno())
-        self.dp.update_session(s.tunnel_id, s.session_id, tun_fd=-1)
+        if bundle_id is None and s.bundle is not None:
+            bundle_id = s.bundle.context
+        if bundle_id is not None:
+            self.dp.update_bundle(bundle_id, fd=-1)
+        else:
+            self.dp.update_session(s.tunnel_id, s.session_id, tun_fd=-1)
         s.attached = False
 
     def _arm_timeouts(self, s: Session) -> None:
@@ -968,7 +1211,7 @@ class Node:
         st = s.final_stats
         if st is None:
             try:
-                st = self.dp.session_stats(s.tunnel_id, s.session_id)
+                st = self._stats(s)
             except KeyError:
                 st = {}
         server = self.config.l2tp_server.server
@@ -994,7 +1237,7 @@ class Node:
 
     def idle_seconds(self, s: Session) -> float:
         """Seconds since the session last carried an IP packet either way (RouterOS ``idle-time``)."""
-        *_, last_rx_ns, last_tx_ns = self.dp.session_traffic(s.tunnel_id, s.session_id)
+        *_, last_rx_ns, last_tx_ns = self.traffic(s)
         last_ns = max(last_rx_ns, last_tx_ns)
         since = time.monotonic() - (last_ns / 1e9 if last_ns else s.up_since_monotonic)
         return max(since, 0.0)
@@ -1043,6 +1286,8 @@ class Node:
         self._schedule_teardown(s, reason)
 
     def _schedule_teardown(self, s: Session, reason: str) -> None:
+        if s.bundle is not None:
+            self._leave_bundle(s)
         if not s.closed:
             s.closed = True
             self.loop.create_task(self._teardown(s, reason))
@@ -1067,8 +1312,10 @@ class Node:
             except (ValueError, OSError):
                 pass
         try:
-            s.final_stats = self.dp.session_stats(s.tunnel_id, s.session_id)
-            self.counters.session_ended(s.final_stats)
+            link_stats = self.dp.session_stats(s.tunnel_id, s.session_id)
+            if s.final_stats is None:
+                s.final_stats = link_stats
+            self.counters.session_ended(link_stats)
             self.dp.remove_session(s.tunnel_id, s.session_id)
         except KeyError:
             pass
@@ -1137,8 +1384,9 @@ class Node:
 
 
 def session_acct_id(s: Session) -> str:
-    """The session's Acct-Session-Id: the session-id ``/ppp active`` shows."""
-    return session_id_text(s.tunnel_id, s.session_id)
+    """The session's Acct-Session-Id: the session-id ``/ppp active`` shows (a bundle keeps the one of
+    the link it started on)."""
+    return s.acct_id or session_id_text(s.tunnel_id, s.session_id)
 
 
 def _radius_credentials(creds):
