@@ -8,6 +8,7 @@ import socket
 
 import pytest
 
+from bench.test_bench_dp import _big_buffers
 from fastl2tp import _dp
 
 N_PACKETS = 20_000
@@ -50,14 +51,6 @@ def test_fragment_and_reassemble(benchmark, mode):
 
 BURST = 256
 IP_PACKET = b"\x45\x00" + (1400).to_bytes(2, "big") + bytes(8) + b"\x11" + bytes(1400 - 13)
-
-
-def _big_buffers(sock: socket.socket) -> None:
-    for opt, force in ((socket.SO_RCVBUF, 33), (socket.SO_SNDBUF, 32)):   # SO_RCVBUFFORCE / SO_SNDBUFFORCE
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, force, 8 << 20)
-        except OSError:
-            sock.setsockopt(socket.SOL_SOCKET, opt, 8 << 20)
 
 
 @pytest.mark.parametrize("impl", ["session", "bundle"])

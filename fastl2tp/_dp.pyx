@@ -725,6 +725,97 @@ cdef inline void _bdrop(uint64_t* global_drops, dp_bundle* b, dp_reason r) noexc
     b.drops[<int>r] += 1
 
 
+# --- the fd side of a session or a bundle -----------------------------------------------------------------------
+#
+# A session's TUN/TAP fd (rx_tun, rx_one) and a bundle's (rx_bundle, bundle_deliver) are read and written the same
+# way. These are those shared steps. Each returns a dp_reason, and its caller counts the drop or the packet on its
+# own session or bundle (dp_session and dp_bundle have their own counters); only a TCP MSS clamp is counted here,
+# in the two counters passed: the session's or bundle's and the DataPlane's.
+
+cdef inline ssize_t _fd_read(int fd, uint8_t* p, size_t room, int* err) noexcept nogil:
+    """read() one packet from ``fd`` into ``p[:room]``, again on EINTR. Its length, or 0 when the fd is drained:
+    EAGAIN, end of file, or another error (its errno stored in ``*err``)."""
+    cdef ssize_t r
+    cdef int e
+    while True:
+        r = read(fd, p, room)
+        if r >= 0:
+            return r
+        e = errno
+        if e != EINTR:
+            if e != EAGAIN:
+                err[0] = e
+            return 0
+
+
+cdef inline void _clamp(uint8_t* ip, size_t n, bint v6, uint16_t mss, uint64_t* clamped,
+                        uint64_t* all_clamped) noexcept nogil:
+    """Clamp the TCP MSS of a SYN in IP packet ``ip[:n]`` to ``mss`` (0: off; IPv6: mss - 20); count a rewrite."""
+    if mss != 0 and tcp_clamp_mss(ip, n, mss - _MSS_V6_LESS if v6 else mss):
+        clamped[0] += 1
+        all_clamped[0] += 1
+
+
+cdef inline dp_reason _fd_payload(uint8_t* buf, size_t hr, size_t n, size_t room, bint bridged, uint16_t mss,
+                                  uint64_t* clamped, uint64_t* all_clamped, uint16_t* proto,
+                                  size_t* start) noexcept nogil:
+    """The PPP payload of the packet read into ``buf + hr`` (``n`` octets, ``room`` offered to read()). A
+    ``bridged`` fd's Ethernet frame: 0x0031, with 00 01 (RFC 3518 §4: no flags, IEEE 802.3) written in front. Else
+    an IP packet: 0x0021/0x0057 by its version nibble, TCP MSS clamped (``_clamp``). DP_OK with ``*proto`` and
+    the payload at ``buf[*start:hr + n]``, or why the packet is dropped."""
+    cdef uint8_t ver
+    if n >= room:                           # may have been truncated: never forward a partial packet
+        return DP_TOO_BIG
+    if bridged:
+        if n < ETH_HDR:
+            return DP_ETH_SHORT
+        start[0] = hr - BCP_HDR
+        buf[hr - BCP_HDR] = 0
+        buf[hr - BCP_HDR + 1] = BCP_MAC_8023
+        proto[0] = PPP_BRIDGED
+        return DP_OK
+    ver = buf[hr] >> 4
+    if ver == 4:
+        proto[0] = _PPP_IPV4
+    elif ver == 6:
+        proto[0] = _PPP_IPV6
+    else:
+        return DP_BAD_IP
+    _clamp(buf + hr, n, ver == 6, mss, clamped, all_clamped)
+    start[0] = hr
+    return DP_OK
+
+
+cdef inline dp_reason _fd_write(int fd, uint16_t proto, uint8_t* info, size_t ilen, size_t room, bint bridged,
+                                uint16_t mss, uint64_t* clamped, uint64_t* all_clamped, size_t* written) noexcept nogil:
+    """Write a received packet to the session's or bundle's ``fd``: its PPP information ``info[:ilen]`` (``room``
+    octets writable from ``info``), ``proto`` 0x0021/0x0057 or, on a ``bridged`` fd, 0x0031 (callers punt the rest).
+    IP: the version nibble must match, then TCP MSS clamped (``_clamp``); IP on a bridged fd: BRIDGED_IP. Bridged:
+    decoded in place (``bcp_decode``). DP_OK with the octets written in ``*written``, or why the packet is dropped."""
+    cdef size_t eoff, elen               # bcp_decode's own: ``written`` is not passed on (a register on the IP path)
+    cdef dp_reason r
+    if proto == PPP_BRIDGED:
+        r = bcp_decode(info, ilen, room, &eoff, &elen)
+        if r != DP_OK:
+            return r
+        if fd < 0:
+            return DP_NO_TUN
+        info += eoff
+        ilen = elen
+    else:
+        if bridged:
+            return DP_BRIDGED_IP
+        if ilen == 0 or (info[0] >> 4) != (4 if proto == _PPP_IPV4 else 6):
+            return DP_BAD_IP
+        if fd < 0:
+            return DP_NO_TUN
+        _clamp(info, ilen, proto == _PPP_IPV6, mss, clamped, all_clamped)
+    if write(fd, info, ilen) < 0:
+        return DP_TUN_WRITE
+    written[0] = ilen
+    return DP_OK
+
+
 # --- MPPE (RFC 3078) in the data path -------------------------------------------------------------------------
 #
 # Sender (rx_tun): the coherency count runs 0, 1, ... mod 4096. Stateless: a key change before every
@@ -1935,16 +2026,14 @@ cdef class DataPlane:
         cdef int slot
         cdef dp_session* s
         cdef uint8_t* frame
-        cdef size_t flen, iplen
-        cdef uint8_t* ip
-        cdef Py_ssize_t w
+        cdef size_t flen, wlen
+        cdef uint8_t* info
         cdef Py_ssize_t punts_before
         cdef uint16_t proto
         cdef size_t hl
         cdef dp_mppe* m
         cdef bint want_reset
         cdef bint bridged
-        cdef size_t eoff, elen
         if mflags & MSG_TRUNC:
             self.drops[<int>DP_TOO_BIG] += 1
             return
@@ -2012,49 +2101,19 @@ cdef class DataPlane:
             elif m.required and (proto == _PPP_IPV4 or proto == _PPP_IPV6 or (bridged and proto == PPP_BRIDGED)):
                 _sdrop(self.drops, s, DP_MPPE_UNENCRYPTED, 1)
                 return
-        if proto == _PPP_IPV4 or proto == _PPP_IPV6:
-            if bridged:
-                _sdrop(self.drops, s, DP_BRIDGED_IP, 1)
-                return
-            ip = frame + hl
-            iplen = flen - hl
-            if iplen == 0 or (ip[0] >> 4) != (4 if proto == _PPP_IPV4 else 6):
-                _sdrop(self.drops, s, DP_BAD_IP, 1)
-                return
-            if s.tun_fd < 0:
-                _sdrop(self.drops, s, DP_NO_TUN, 1)
-                return
-            if s.flags & DPS_MSS and tcp_clamp_mss(
-                    ip, iplen, s.mss if proto == _PPP_IPV4 else s.mss - _MSS_V6_LESS):
-                s.mss_clamped += 1
-                self.c_mss_clamped += 1
-            w = write(s.tun_fd, ip, iplen)
-            if w < 0:
-                _sdrop(self.drops, s, DP_TUN_WRITE, 1)
-                return
-            s.rx_packets += 1
-            s.rx_bytes += iplen
-            s.last_rx_ns = now
-            self.c_rx_ip += 1
-            return
-        if proto == PPP_BRIDGED and bridged:
-            ip = frame + hl
-            r = bcp_decode(ip, flen - hl, <size_t>(p + self.rx.slot_size - ip), &eoff, &elen)
+        if proto == _PPP_IPV4 or proto == _PPP_IPV6 or (proto == PPP_BRIDGED and bridged):
+            info = frame + hl
+            r = _fd_write(s.tun_fd, proto, info, flen - hl, <size_t>(p + self.rx.slot_size - info), bridged,
+                          s.mss if s.flags & DPS_MSS else 0, &s.mss_clamped, &self.c_mss_clamped, &wlen)
             if r != DP_OK:
                 _sdrop(self.drops, s, r, 1)
                 return
-            if s.tun_fd < 0:
-                _sdrop(self.drops, s, DP_NO_TUN, 1)
-                return
-            w = write(s.tun_fd, ip + eoff, elen)
-            if w < 0:
-                _sdrop(self.drops, s, DP_TUN_WRITE, 1)
-                return
             s.rx_packets += 1
-            s.rx_bytes += elen
+            s.rx_bytes += wlen
             s.last_rx_ns = now
             self.c_rx_ip += 1
-            self.c_bcp_rx += 1
+            if proto == PPP_BRIDGED:
+                self.c_bcp_rx += 1
             return
         # LCP, authentication, NCPs (BCP too), CCP, compressed datagrams without MPPE, decrypted non-IP frames
         # (protocol + information), bridged frames on a session that is not bridged, anything unknown: to Python
@@ -2158,58 +2217,29 @@ cdef class DataPlane:
         cdef Py_ssize_t total = 0
         cdef Py_ssize_t n, off
         cdef ssize_t r
-        cdef int burst, e
+        cdef int burst
         cdef bint drained = False
         cdef uint8_t* buf
-        cdef uint8_t ver
         cdef size_t pstart, plen
+        cdef dp_reason rr
         cdef bint bridged = (s.flags & DPS_BRIDGED) != 0
+        cdef uint16_t mss = s.mss if s.flags & DPS_MSS else 0
         cdef dp_mppe* m = <dp_mppe*>s.ext if s.flags & DPS_MPPE else NULL
         for burst in range(self.max_bursts):
             n = 0
             while n < self.batch:
                 buf = v.arena + n * v.slot_size
-                r = read(s.tun_fd, buf + hr, room)
-                if r < 0:
-                    e = errno
-                    if e == EINTR:
-                        continue
-                    if e != EAGAIN:
-                        self.err = e
-                    drained = True
-                    break
+                r = _fd_read(s.tun_fd, buf + hr, room, &self.err)
                 if r == 0:
                     drained = True
                     break
                 total += 1
-                if <size_t>r >= room:           # may have been truncated: never forward a partial packet
-                    _sdrop(self.drops, s, DP_TOO_BIG, 1)
+                rr = _fd_payload(buf, hr, <size_t>r, room, bridged, mss, &s.mss_clamped, &self.c_mss_clamped,
+                                 &s.tx.ppp_proto, &pstart)
+                if rr != DP_OK:
+                    _sdrop(self.drops, s, rr, 1)
                     continue
-                if bridged:
-                    # BCP (RFC 3518 §4): 00 01 (no flags, IEEE 802.3) in front of the Ethernet frame
-                    if <size_t>r < ETH_HDR:
-                        _sdrop(self.drops, s, DP_ETH_SHORT, 1)
-                        continue
-                    pstart = hr - BCP_HDR
-                    buf[pstart] = 0
-                    buf[pstart + 1] = BCP_MAC_8023
-                    plen = <size_t>r + BCP_HDR
-                    s.tx.ppp_proto = PPP_BRIDGED
-                else:
-                    ver = buf[hr] >> 4
-                    if ver == 4:
-                        s.tx.ppp_proto = _PPP_IPV4
-                    elif ver == 6:
-                        s.tx.ppp_proto = _PPP_IPV6
-                    else:
-                        _sdrop(self.drops, s, DP_BAD_IP, 1)
-                        continue
-                    if s.flags & DPS_MSS and tcp_clamp_mss(
-                            buf + hr, <size_t>r, s.mss if ver == 4 else s.mss - _MSS_V6_LESS):
-                        s.mss_clamped += 1
-                        self.c_mss_clamped += 1
-                    pstart = hr
-                    plen = <size_t>r
+                plen = hr + <size_t>r - pstart
                 if m != NULL:
                     # inner protocol + payload encrypted in place, MPPE header in front, then 0x00FD
                     _put16(buf + pstart - 2, s.tx.ppp_proto)
@@ -2729,51 +2759,22 @@ cdef class DataPlane:
         """A bundle packet (``frame``: [FF 03] protocol information; the information at ``frame + hl``): IP or
         bridged frames to the bundle's fd, anything else punted with the ids of link ``ls``."""
         cdef uint8_t* info = frame + hl
-        cdef size_t ilen = flen - hl
-        cdef size_t eoff, elen
+        cdef bint bridged = (b.flags & DPB_BRIDGED) != 0
+        cdef size_t wlen
         cdef dp_reason rr
-        cdef Py_ssize_t w
         cdef Py_ssize_t punts_before
-        if proto == _PPP_IPV4 or proto == _PPP_IPV6:
-            if b.flags & DPB_BRIDGED:
-                _bdrop(self.drops, b, DP_BRIDGED_IP)
-                return
-            if ilen == 0 or (info[0] >> 4) != (4 if proto == _PPP_IPV4 else 6):
-                _bdrop(self.drops, b, DP_BAD_IP)
-                return
-            if b.fd < 0:
-                _bdrop(self.drops, b, DP_NO_TUN)
-                return
-            if b.flags & DPB_MSS and tcp_clamp_mss(
-                    info, ilen, b.mss if proto == _PPP_IPV4 else b.mss - _MSS_V6_LESS):
-                b.mss_clamped += 1
-                self.c_mss_clamped += 1
-            w = write(b.fd, info, ilen)
-            if w < 0:
-                _bdrop(self.drops, b, DP_TUN_WRITE)
-                return
-            b.rx_packets += 1
-            b.rx_bytes += ilen
-            b.last_rx_ns = now
-            self.c_rx_ip += 1
-            return
-        if proto == PPP_BRIDGED and b.flags & DPB_BRIDGED:
-            rr = bcp_decode(info, ilen, <size_t>(end - info), &eoff, &elen)
+        if proto == _PPP_IPV4 or proto == _PPP_IPV6 or (proto == PPP_BRIDGED and bridged):
+            rr = _fd_write(b.fd, proto, info, flen - hl, <size_t>(end - info), bridged,
+                           b.mss if b.flags & DPB_MSS else 0, &b.mss_clamped, &self.c_mss_clamped, &wlen)
             if rr != DP_OK:
                 _bdrop(self.drops, b, rr)
                 return
-            if b.fd < 0:
-                _bdrop(self.drops, b, DP_NO_TUN)
-                return
-            w = write(b.fd, info + eoff, elen)
-            if w < 0:
-                _bdrop(self.drops, b, DP_TUN_WRITE)
-                return
             b.rx_packets += 1
-            b.rx_bytes += elen
+            b.rx_bytes += wlen
             b.last_rx_ns = now
             self.c_rx_ip += 1
-            self.c_bcp_rx += 1
+            if proto == PPP_BRIDGED:
+                self.c_bcp_rx += 1
             return
         # NCPs (IPCP, IPv6CP, BCP, CCP) inside MP, bridged frames on a bundle that is not bridged, anything else
         if ls == NULL:
@@ -2796,59 +2797,31 @@ cdef class DataPlane:
         cdef Py_ssize_t total = 0
         cdef Py_ssize_t n
         cdef ssize_t r
-        cdef int burst, e
+        cdef int burst
         cdef bint drained = False
         cdef uint8_t* buf
-        cdef uint8_t ver
         cdef uint16_t proto
         cdef size_t pstart, plen
+        cdef dp_reason rr
         cdef bint bridged = (b.flags & DPB_BRIDGED) != 0
+        cdef uint16_t mss = b.mss if b.flags & DPB_MSS else 0
         self.mp_nmsg = 0
         self.mp_ncopy = 0
         for burst in range(self.max_bursts):
             n = 0
             while n < self.batch:
                 buf = v.arena + n * v.slot_size
-                r = read(b.fd, buf + hr, room)
-                if r < 0:
-                    e = errno
-                    if e == EINTR:
-                        continue
-                    if e != EAGAIN:
-                        self.err = e
-                    drained = True
-                    break
+                r = _fd_read(b.fd, buf + hr, room, &self.err)
                 if r == 0:
                     drained = True
                     break
                 total += 1
-                if <size_t>r >= room:
-                    _bdrop(self.drops, b, DP_TOO_BIG)
+                rr = _fd_payload(buf, hr, <size_t>r, room, bridged, mss, &b.mss_clamped, &self.c_mss_clamped,
+                                 &proto, &pstart)
+                if rr != DP_OK:
+                    _bdrop(self.drops, b, rr)
                     continue
-                if bridged:
-                    if <size_t>r < ETH_HDR:
-                        _bdrop(self.drops, b, DP_ETH_SHORT)
-                        continue
-                    pstart = hr - BCP_HDR
-                    buf[pstart] = 0
-                    buf[pstart + 1] = BCP_MAC_8023
-                    plen = <size_t>r + BCP_HDR
-                    proto = PPP_BRIDGED
-                else:
-                    ver = buf[hr] >> 4
-                    if ver == 4:
-                        proto = _PPP_IPV4
-                    elif ver == 6:
-                        proto = _PPP_IPV6
-                    else:
-                        _bdrop(self.drops, b, DP_BAD_IP)
-                        continue
-                    if b.flags & DPB_MSS and tcp_clamp_mss(
-                            buf + hr, <size_t>r, b.mss if ver == 4 else b.mss - _MSS_V6_LESS):
-                        b.mss_clamped += 1
-                        self.c_mss_clamped += 1
-                    pstart = hr
-                    plen = <size_t>r
+                plen = hr + <size_t>r - pstart
                 if plen > b.tx_mrru:
                     _bdrop(self.drops, b, DP_TOO_BIG)
                     continue

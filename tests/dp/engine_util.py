@@ -1,5 +1,5 @@
 """Shared pieces of the DataPlane tests: IP packets, L2TP data messages built with the pure codecs
-(never with _dp's own builder), and a harness that stands a socketpair in for the TUN device."""
+(never with _dp's own builder), and harnesses that stand a socketpair in for the TUN device."""
 
 from __future__ import annotations
 
@@ -122,3 +122,77 @@ class Harness:
     def close(self) -> None:
         for s in (self.sock, self.peer, self.tun, self.tun_dp, *self.others):
             s.close()
+
+
+def mppe_payload(datagram: bytes) -> bytes:
+    """The information field of a data message the data plane sent; it must be a compressed datagram."""
+    header, start, end = l2tp.decode_header(datagram)
+    assert not header.is_control and end == len(datagram)
+    frame = ppp.decode_frame(datagram[start:end])
+    assert frame.protocol == ppp.Protocol.COMPRESSED
+    return frame.payload
+
+
+@dataclass
+class Side:
+    """One DataPlane with one session (ids ``tid``/``sid``) whose peer is the test's UDP socket ``wire`` and
+    whose TUN (TAP on a bridged session) is a datagram socketpair: the test carries datagrams between two."""
+
+    dp: _dp.DataPlane
+    sock: socket.socket  # the data plane's UDP socket
+    wire: socket.socket  # its peer as it sees it: the test's socket
+    tun: socket.socket  # the test's end of the 'TUN'
+    tun_dp: socket.socket
+    si: int
+    slot: int
+    tid: int
+    sid: int
+
+    @classmethod
+    def make(cls, tid: int, sid: int, peer_tid: int, peer_sid: int, **session_kw) -> Side:
+        dp = _dp.DataPlane(batch=16, max_sessions=8)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        wire = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for s in (sock, wire):
+            s.bind(("127.0.0.1", 0))
+            s.setblocking(False)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        tun, tun_dp = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        tun.setblocking(False)
+        tun_dp.setblocking(False)
+        si = dp.add_socket(sock.fileno())
+        slot = dp.add_session(tid, sid, peer_tid, peer_sid, "127.0.0.1", wire.getsockname()[1], si,
+                              tun_dp.fileno(), **session_kw)
+        return cls(dp, sock, wire, tun, tun_dp, si, slot, tid, sid)
+
+    def close(self) -> None:
+        for s in (self.sock, self.wire, self.tun, self.tun_dp):
+            s.close()
+
+    def transmit(self, packets: list[bytes]) -> list[bytes]:
+        """Packets (Ethernet frames when bridged) into the TUN, rx_tun, and the datagrams the data plane sent
+        (in order)."""
+        out = []
+        for i in range(0, len(packets), 8):  # the socketpair queues a few datagrams only
+            for p in packets[i : i + 8]:
+                self.tun.send(p)
+            assert self.dp.rx_tun(self.slot) == len(packets[i : i + 8])
+            out += drain(self.wire)
+        assert len(out) == len(packets)
+        return out
+
+    def receive(self, datagrams: list[bytes]) -> list[bytes]:
+        """Datagrams from the peer (as if from ``wire``), rx_udp, and what reached the TUN."""
+        got = []
+        for i in range(0, len(datagrams), 32):
+            for d in datagrams[i : i + 32]:
+                self.wire.sendto(d, self.sock.getsockname())
+            self.dp.rx_udp(self.si)
+            got += drain(self.tun)
+        return got
+
+    def stats(self) -> dict:
+        return self.dp.session_stats(self.tid, self.sid)
+
+    def mppe(self) -> dict:
+        return self.stats()["mppe"]

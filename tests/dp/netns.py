@@ -12,8 +12,11 @@ import os
 import select
 import socket
 import subprocess
+from collections.abc import Iterator
 from itertools import count
 from typing import Self
+
+import pytest
 
 from fastl2tp.runtime.tun import open_tun as runtime_open_tun
 
@@ -50,8 +53,8 @@ def ifname(tag: str = "") -> str:
 
 
 class NetNS:
-    def __init__(self) -> None:
-        self.name = f"fl2dpt{os.getpid()}"
+    def __init__(self, prefix: str = "fl2dpt") -> None:
+        self.name = f"{prefix}{os.getpid()}"
         self._home: int | None = None
 
     def __enter__(self) -> Self:
@@ -85,6 +88,16 @@ class NetNS:
         subprocess.run(["ip", "netns", "exec", self.name, *args], check=True, capture_output=True)
 
 
+def module_ns(prefix: str) -> Iterator[NetNS]:
+    """The body of a module's ``ns`` fixture (``yield from netns.module_ns("mpdp")``): the tests are skipped
+    where they cannot run (``can_run``), else they get a NetNS named <prefix><pid>."""
+    why = can_run()
+    if why is not None:
+        pytest.skip(why)
+    with NetNS(prefix) as ns:
+        yield ns
+
+
 def open_tun(name: str) -> int:
     """Create TUN device ``name`` in the thread's namespace (fastl2tp.runtime.tun.open_tun) and return its
     non-blocking fd; the device goes away when the fd is closed."""
@@ -93,15 +106,21 @@ def open_tun(name: str) -> int:
 
 class Tap:
     """AF_PACKET on one device: ``inject`` transmits a packet out of the device (so the TUN fd reads
-    it), ``next_in`` returns the next packet the device received (what was written to the TUN fd)."""
+    it), ``next_in`` returns the next packet the device received (what was written to the TUN fd).
+    ``raw``: SOCK_RAW on a TAP device, whole Ethernet frames both ways."""
 
-    def __init__(self, dev: str) -> None:
+    def __init__(self, dev: str, *, raw: bool = False) -> None:
         self.dev = dev
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
+        self.raw = raw
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW if raw else socket.SOCK_DGRAM,
+                                  socket.htons(ETH_P_ALL))
         self.sock.bind((dev, ETH_P_ALL))
         self.sock.setblocking(False)
 
     def inject(self, packet: bytes) -> None:
+        if self.raw:
+            self.sock.send(packet)
+            return
         proto = ETH_P_IPV6 if packet[0] >> 4 == 6 else ETH_P_IP
         self.sock.sendto(packet, (self.dev, proto))
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import select
 import socket
 from dataclasses import dataclass, field
 from itertools import count
@@ -22,14 +21,12 @@ from hypothesis import strategies as st
 from fastl2tp import _dp
 from fastl2tp.errors import DecodeError
 from fastl2tp.runtime.tun import open_tun
-from fastl2tp.wire import bcp, l2tp, mp, ppp
+from fastl2tp.wire import bcp, l2tp, mp
 
 from . import mppe_ref, netns
-from .engine_util import data_message, drain, ppp_frame, udp4
+from .engine_util import Side, data_message, drain, mppe_payload, ppp_frame, udp4
 
 BRIDGED = 0x0031
-ETH_P_ALL = 0x0003
-PACKET_OUTGOING = 4
 
 
 def eth(payload: bytes = b"hello", *, dst: bytes = b"\x02\0\0\0\0\x02", src: bytes = b"\x02\0\0\0\0\x01",
@@ -92,52 +89,9 @@ def test_decoder_cases():
 _dev_names = count()
 
 
-class BcpNetNS(netns.NetNS):
-    def __init__(self) -> None:
-        super().__init__()
-        self.name = f"mpdpb{os.getpid()}"
-
-
-class RawTap:
-    """AF_PACKET SOCK_RAW on a TAP device: ``inject`` transmits a whole Ethernet frame out of the device (the
-    TAP fd reads it); ``next_in`` returns the next frame the device received (what was written to the fd)."""
-
-    def __init__(self, dev: str) -> None:
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-        self.sock.bind((dev, ETH_P_ALL))
-        self.sock.setblocking(False)
-
-    def inject(self, frame: bytes) -> None:
-        self.sock.send(frame)
-
-    def next_in(self, timeout: float = 2.0) -> bytes:
-        while True:
-            if not select.select([self.sock], [], [], timeout)[0]:
-                raise TimeoutError("nothing received on the TAP")
-            data, addr = self.sock.recvfrom(65536)
-            if addr[2] != PACKET_OUTGOING:
-                return data
-
-    def pending_in(self) -> list[bytes]:
-        out = []
-        while True:
-            try:
-                data, addr = self.sock.recvfrom(65536)
-            except BlockingIOError:
-                return out
-            if addr[2] != PACKET_OUTGOING:
-                out.append(data)
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 @pytest.fixture(scope="module")
 def ns():
-    if netns.can_run() is not None:
-        pytest.skip(netns.can_run())
-    with BcpNetNS() as n:
-        yield n
+    yield from netns.module_ns("mpdpb")
 
 
 IDS, PEER_IDS = (1, 2), (10, 20)
@@ -147,7 +101,7 @@ IDS, PEER_IDS = (1, 2), (10, 20)
 class TapEnv:
     dp: _dp.DataPlane
     tap_fd: int
-    tap: RawTap
+    tap: netns.Tap
     sock: socket.socket
     peer: socket.socket
     si: int = -1
@@ -186,7 +140,8 @@ def tapenv(ns):
         ns.ip("link", "set", "dev", dev, "up")
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        env = TapEnv(_dp.DataPlane(batch=16, max_sessions=8, max_bundles=2), tap_dev.fd, RawTap(dev), sock, peer)
+        dp = _dp.DataPlane(batch=16, max_sessions=8, max_bundles=2)
+        env = TapEnv(dp, tap_dev.fd, netns.Tap(dev, raw=True), sock, peer)
         for s in (sock, peer):
             s.bind(("127.0.0.1", 0))
             s.setblocking(False)
@@ -304,65 +259,14 @@ KEY_AB = hashlib.sha1(b"bcp start key A->B").digest()[:16]
 KEY_BA = hashlib.sha1(b"bcp start key B->A").digest()[:16]
 
 
-@dataclass
-class Side:
-    dp: _dp.DataPlane
-    sock: socket.socket
-    wire: socket.socket
-    tap: socket.socket
-    tap_dp: socket.socket
-    si: int
-    slot: int
-    ids: tuple[int, int]
-
-    @classmethod
-    def make(cls, ids, peer_ids) -> Side:
-        dp = _dp.DataPlane(batch=16, max_sessions=4)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        wire = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        for s in (sock, wire):
-            s.bind(("127.0.0.1", 0))
-            s.setblocking(False)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        tap, tap_dp = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        tap.setblocking(False)
-        tap_dp.setblocking(False)
-        si = dp.add_socket(sock.fileno())
-        slot = dp.add_session(*ids, *peer_ids, "127.0.0.1", wire.getsockname()[1], si, tap_dp.fileno(), bridged=True)
-        return cls(dp, sock, wire, tap, tap_dp, si, slot, ids)
-
-    def transmit(self, frames: list[bytes]) -> list[bytes]:
-        out = []
-        for i in range(0, len(frames), 8):
-            for f in frames[i:i + 8]:
-                self.tap.send(f)
-            assert self.dp.rx_tun(self.slot) == len(frames[i:i + 8])
-            out += drain(self.wire)
-        assert len(out) == len(frames)
-        return out
-
-    def receive(self, datagrams: list[bytes]) -> list[bytes]:
-        got = []
-        for i in range(0, len(datagrams), 32):
-            for d in datagrams[i:i + 32]:
-                self.wire.sendto(d, self.sock.getsockname())
-            self.dp.rx_udp(self.si)
-            got += drain(self.tap)
-        return got
-
-    def close(self) -> None:
-        for s in (self.sock, self.wire, self.tap, self.tap_dp):
-            s.close()
-
-
 @pytest.fixture
 def mppe_pair():
     made = []
 
     def make(bits: int, stateless: bool) -> tuple[Side, Side]:
-        a = Side.make((1, 2), (3, 4))
+        a = Side.make(1, 2, 3, 4, bridged=True)
         made.append(a)
-        b = Side.make((3, 4), (1, 2))
+        b = Side.make(3, 4, 1, 2, bridged=True)
         made.append(b)
         a.dp.set_mppe(1, 2, send_key=KEY_AB, recv_key=KEY_BA, bits=bits, stateless=stateless)
         b.dp.set_mppe(3, 4, send_key=KEY_BA, recv_key=KEY_AB, bits=bits, stateless=stateless)
@@ -371,13 +275,6 @@ def mppe_pair():
     yield make
     for side in made:
         side.close()
-
-
-def mppe_payload(datagram: bytes) -> bytes:
-    header, start, end = l2tp.decode_header(datagram)
-    frame = ppp.decode_frame(datagram[start:end])
-    assert frame.protocol == ppp.Protocol.COMPRESSED
-    return frame.payload
 
 
 @pytest.mark.parametrize("bits,stateless", [(128, True), (40, True), (128, False), (56, False)])

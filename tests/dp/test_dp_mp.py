@@ -275,24 +275,13 @@ PACKET = udp4(b"z" * 1372)             # 1400 octets of IPv4
 assert len(PACKET) == 1400
 
 
-class MpNetNS(netns.NetNS):
-    """netns.NetNS under this module's own name prefix (mpdp)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.name = f"mpdp{os.getpid()}"
-
-
 def mp_ifname() -> str:
     return f"mpdp{os.getpid()}x{next(_dev_names)}"[:15]
 
 
 @pytest.fixture(scope="module")
 def ns():
-    if netns.can_run() is not None:
-        pytest.skip(netns.can_run())
-    with MpNetNS() as n:
-        yield n
+    yield from netns.module_ns("mpdp")
 
 
 @dataclass
@@ -507,7 +496,7 @@ def test_reassembled_packets_may_be_larger_than_a_slot(env):
 
 @pytest.mark.netns
 def test_non_ip_inside_mp_is_punted_with_the_completing_links_ids(env):
-    bid = env.bundle()
+    env.bundle()
     ipcp = b"\x80\x21" + ppp.encode_cp(ppp.CpPacket(1, 7, bytes([3, 6, 10, 0, 0, 1])))
     frags = oracle([ipcp], 8, 2, False)
     assert len(frags) == 3

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import socket
-from dataclasses import dataclass
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,7 +15,7 @@ from fastl2tp import _dp
 from fastl2tp.wire import l2tp, ppp
 
 from . import mppe_ref
-from .engine_util import data_message, drain, icmp4, ppp_frame, syn4, syn6, udp4, udp6
+from .engine_util import Side, data_message, icmp4, mppe_payload, ppp_frame, syn4, syn6, udp4, udp6
 from .test_dp_mss import mss_of
 
 KEY_AB = hashlib.sha1(b"start key A->B").digest()[:16]  # A's send key, B's receive key
@@ -28,78 +27,8 @@ def inner(packet: bytes) -> bytes:
     return (0x0057 if packet[0] >> 4 == 6 else 0x0021).to_bytes(2, "big") + packet
 
 
-def mppe_payload(datagram: bytes) -> bytes:
-    """The information field of a data message the data plane sent; it must be a compressed datagram."""
-    header, start, end = l2tp.decode_header(datagram)
-    assert not header.is_control and end == len(datagram)
-    frame = ppp.decode_frame(datagram[start:end])
-    assert frame.protocol == ppp.Protocol.COMPRESSED
-    return frame.payload
-
-
 def mppe_message(tid: int, sid: int, payload: bytes) -> bytes:
     return data_message(tid, sid, ppp_frame(ppp.Protocol.COMPRESSED, payload))
-
-
-@dataclass
-class Side:
-    dp: _dp.DataPlane
-    sock: socket.socket  # the data plane's UDP socket
-    wire: socket.socket  # its peer as it sees it: the test's socket
-    tun: socket.socket  # the test's end of the 'TUN'
-    tun_dp: socket.socket
-    si: int
-    slot: int
-    tid: int
-    sid: int
-
-    @classmethod
-    def make(cls, tid: int, sid: int, peer_tid: int, peer_sid: int, **session_kw) -> Side:
-        dp = _dp.DataPlane(batch=16, max_sessions=8)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        wire = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        for s in (sock, wire):
-            s.bind(("127.0.0.1", 0))
-            s.setblocking(False)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        tun, tun_dp = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        tun.setblocking(False)
-        tun_dp.setblocking(False)
-        si = dp.add_socket(sock.fileno())
-        slot = dp.add_session(tid, sid, peer_tid, peer_sid, "127.0.0.1", wire.getsockname()[1], si,
-                              tun_dp.fileno(), **session_kw)
-        return cls(dp, sock, wire, tun, tun_dp, si, slot, tid, sid)
-
-    def close(self) -> None:
-        for s in (self.sock, self.wire, self.tun, self.tun_dp):
-            s.close()
-
-    def transmit(self, packets: list[bytes]) -> list[bytes]:
-        """IP packets into the TUN, rx_tun, and the datagrams the data plane sent (in order)."""
-        out = []
-        for i in range(0, len(packets), 8):  # the socketpair queues a few datagrams only
-            for p in packets[i : i + 8]:
-                self.tun.send(p)
-            assert self.dp.rx_tun(self.slot) == len(packets[i : i + 8])
-            out += drain(self.wire)
-        assert len(out) == len(packets)
-        return out
-
-    def receive(self, datagrams: list[bytes]) -> list[bytes]:
-        """Datagrams from the peer (as if from ``wire``), rx_udp, and what reached the TUN."""
-        got = []
-        for i in range(0, len(datagrams), 32):
-            for d in datagrams[i : i + 32]:
-                self.wire.sendto(d, self.sock.getsockname())
-            self.dp.rx_udp(self.si)
-            got += drain(self.tun)
-        return got
-
-    def stats(self) -> dict:
-        return self.dp.session_stats(self.tid, self.sid)
-
-    def mppe(self) -> dict:
-        return self.stats()["mppe"]
 
 
 class Link:

@@ -100,6 +100,10 @@ def test_full_size_packets_cross_a_1450_link_as_mp_fragments(netns, tmp_path):
     assert tshark("lcp.opt.mrru == 1614"), "no MRRU in the LCP negotiation"
     mp = tshark("ppp.protocol == 0x003d")
     assert len(mp) >= 16, "the 1500-octet pings did not travel as MP fragments"  # 4 pings x 2 ways x >= 2
+    assert tshark("mp.first == 1 && mp.last == 0") and tshark("mp.first == 0 && mp.last == 1")
+    # Wireshark's own MP reassembly puts our fragments back together into the ICMP echoes, both ways
+    assert len(tshark("mp && icmp.type == 8 && ip.len == 1500")) >= 4
+    assert len(tshark("mp && icmp.type == 0 && ip.len == 1500")) >= 4
     # every frame on the wire fits the 1450-octet link: no IP fragmentation under the tunnel
     assert not tshark("ip.flags.mf == 1 || ip.frag_offset > 0")
     assert max(int(x) for x in tshark("l2tp", "udp.length")) <= 1450 + 8 + 12 + 4
@@ -193,6 +197,10 @@ def test_bcp_joins_two_lans_into_one_segment(netns, tmp_path, mrru):
     lns, lac = pair(netns)
     h1 = bridged_site(netns, lns, "h1", "10.9.0.1")
     h2 = bridged_site(netns, lac, "h2", "10.9.0.2")
+    pcap = tmp_path / "bcp.pcapng"
+    cap = lns.popen(["tshark", "-i", "wan0", "-f", "udp port 1701", "-w", str(pcap), "-q"])
+    wait_for(lambda: pcap.exists() and pcap.stat().st_size > 0, what="tshark capturing")
+    time.sleep(0.5)
     s = Daemon(lns, lns_config(mrru=mrru, secret='profile = "bridged"', profile=BRIDGE_PROFILE), tmp_path, "lns")
     c = Daemon(lac, lac_config(mrru=mrru, profile='profile = "bridged"') + BRIDGE_PROFILE, tmp_path, "lac")
     logs = logs_of(s, c)
@@ -217,6 +225,19 @@ def test_bcp_joins_two_lans_into_one_segment(netns, tmp_path, mrru):
     if mrru != "disabled":  # full-size Ethernet frames through the 1450 link
         r = h2.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", "-s", "1472", "-M", "do", "10.9.0.1"], check=False)
         assert r.returncode == 0, r.stdout + logs()
+    time.sleep(0.5)
+    cap.terminate()
+    cap.wait(timeout=10)
+
+    def tshark(display_filter: str) -> list[str]:
+        return lns.run(["tshark", "-r", str(pcap), "-Y", display_filter, "-T", "fields", "-e", "frame.number"]
+                       ).stdout.split()
+
+    # Wireshark decodes our BCP: the negotiation, and Ethernet frames (ARP, ICMP) as IEEE 802.3 bridged frames
+    assert tshark("bcp_ncp.opt.mac_sup") and tshark("bcp_ncp && ppp.code == 2")
+    assert tshark("bcp_bpdu.mac_type == 1 && arp") and tshark("bcp_bpdu.mac_type == 1 && icmp")
+    assert tshark("bcp_bpdu.mac_type == 1 && eth.dst == ff:ff:ff:ff:ff:ff && icmp")  # the broadcast ping
+    assert not tshark("ipcp"), "a bridge port ran IPCP"
     # the port leaves the bridge when the session ends
     c.cli("interface", "l2tp-client", "disable", "l2tp-out1", check=True)
     wait_for(lambda: lns.link("l2tp-ex") is None, what="server port gone", on_fail=logs)

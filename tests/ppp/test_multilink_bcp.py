@@ -7,6 +7,8 @@ link asks for it (``MultilinkUp`` → ``start_network`` / ``join_bundle``, the h
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fastl2tp.errors import PeerProtocolError
 from fastl2tp.ppp.bcp import BcpConfig
@@ -35,8 +37,15 @@ from fastl2tp.ppp.link import (
     Role,
 )
 from fastl2tp.wire.auth import AuthMethod
-from fastl2tp.wire.ppp import Code, Protocol, decode_options
-from tests.ppp.link_harness import LinkPair, ScriptedRng
+from fastl2tp.wire.ppp import (
+    Code,
+    CpPacket,
+    Protocol,
+    decode_frame,
+    decode_options,
+    encode_cp,
+)
+from tests.ppp.link_harness import LinkPair, ScriptedRng, drain_events
 from tests.ppp.test_link import PASSWORD, SERVER_IPCP, client_link
 
 ED_SERVER = b"\x01" + bytes.fromhex("0a0b0c0d")
@@ -260,3 +269,38 @@ def test_registry_keys_and_mismatch() -> None:
     assert describe_endpoint(ED_CLIENT) == "mac:02:00:00:00:00:01"
     assert describe_endpoint(b"\x02\x0a\x00\x00\x01") == "ip:10.0.0.1"
     assert describe_endpoint(None) == "none"
+
+
+_protocols = st.sampled_from([0xC021, 0xC223, 0x8021, 0x8031, 0x80FD, 0x0031, 0x003D, 0x0021])
+_frames = st.one_of(
+    st.binary(max_size=48),
+    st.builds(lambda proto, body: b"\xff\x03" + proto.to_bytes(2, "big") + body, _protocols,
+              st.one_of(st.builds(lambda c, i, d: encode_cp(CpPacket(c, i, d)), st.integers(0, 12),
+                                  st.integers(0, 255), st.binary(max_size=40)), st.binary(max_size=40))),
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.booleans(), st.booleans(), st.sampled_from(["server", "client"]),
+       st.lists(st.tuples(_frames, st.floats(0, 5)), max_size=25))
+def test_fuzz_multilink_and_bridged_links_never_raise(multilink: bool, bridged: bool, side: str,
+                                                      inputs: list[tuple[bytes, float]]) -> None:
+    """Garbage and stray BCP/MP/NCP frames at a multilink and/or bridged link in the Network phase: no
+    exception, every frame out well formed, at most one LinkDown."""
+    mrru = 1600 if multilink else None
+    bcp = BcpConfig() if bridged else None
+    p = LinkPair(mp_server(mrru, ipcp=None if bridged else SERVER_IPCP, bcp=bcp),
+                 mp_client(1614 if multilink else None, bcp=bcp), secrets={"ex": PASSWORD})
+    p.start(0.0)
+    run_as_runtime(p, 6.0)
+    link = p.link(side)
+    now = p.now
+    downs = len(p.of(side, LinkDown))
+    for frame, dt in inputs:
+        now += dt
+        link.receive_frame(frame, now)
+        link.handle_timer(now)
+        for out in link.take_frames():
+            decode_frame(out)
+        downs += sum(isinstance(e, LinkDown) for e in drain_events(link))
+    assert downs <= 1
