@@ -6,6 +6,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.netns import NetNS
@@ -77,3 +79,30 @@ def pair(netns) -> tuple[NetNS, NetNS]:
     lns.up()
     lac.up()
     return lns, lac
+
+
+class Capture:
+    """A tshark capture of the L2TP traffic on one interface of a namespace, and queries of it."""
+
+    def __init__(self, ns: NetNS, path: Path):
+        self.ns, self.path = ns, path
+
+    def frames(self, display_filter: str, field: str = "frame.number") -> list[str]:
+        """``field`` of every frame that matches ``display_filter`` (tshark -Y)."""
+        out = self.ns.run(["tshark", "-r", str(self.path), "-Y", display_filter, "-T", "fields", "-e", field])
+        return out.stdout.split()
+
+
+@contextmanager
+def capture(ns: NetNS, path: Path, ifname: str = "wan0") -> Iterator[Capture]:
+    """Capture UDP port 1701 on ``ifname`` while the block runs (tshark has started when it begins,
+    and has written what it saw when it ends)."""
+    cap = ns.popen(["tshark", "-i", ifname, "-f", "udp port 1701", "-w", str(path), "-q"])
+    try:
+        wait_for(lambda: path.exists() and path.stat().st_size > 0, what="tshark capturing")
+        time.sleep(0.5)
+        yield Capture(ns, path)
+        time.sleep(0.5)
+    finally:
+        cap.terminate()
+        cap.wait(timeout=10)

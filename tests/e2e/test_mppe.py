@@ -5,11 +5,10 @@ resets; tshark sees CCP and PPP Compressed Datagrams (0x00fd) only, never ICMP i
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
-from tests.e2e.daemons import LNS_IP, Daemon, link_addr, pair, wait_for
+from tests.e2e.daemons import LNS_IP, Daemon, capture, link_addr, pair, wait_for
 from tests.e2e.test_daemon import lac_config
 from tests.netns import netns_only
 
@@ -141,24 +140,14 @@ def test_stateful_survives_5_percent_loss_through_ccp_resets(netns, tmp_path):
 def test_tshark_sees_ccp_and_compressed_datagrams_only(netns, tmp_path, stateful, encoding):
     lns, lac = pair(netns)
     pcap = tmp_path / "mppe.pcapng"
-    cap = lns.popen(["tshark", "-i", "wan0", "-f", "udp port 1701", "-w", str(pcap), "-q"])
-    try:
-        wait_for(lambda: pcap.exists() and pcap.stat().st_size > 0, what="tshark capturing")
-        time.sleep(0.5)
+    with capture(lns, pcap) as cap:
         profile = f'mppe-stateful = "{stateful}"'
         s = Daemon(lns, lns_config("mschap2", profile), tmp_path, "lns")
         c = Daemon(lac, lac_config() + encryption_profile(profile), tmp_path, "lac")
         wait_encrypted(lac, s, c, encoding)
         r = lac.run(["ping", "-c", "5", "-i", "0.2", "-W", "2", "-p", "cafebabe", SERVER_IP], check=False)
         assert r.returncode == 0, r.stdout + logs_of(s, c)()
-        time.sleep(0.5)
-    finally:
-        cap.terminate()
-        cap.wait(timeout=10)
-
-    def tshark(display_filter: str) -> list[str]:
-        out = lns.run(["tshark", "-r", str(pcap), "-Y", display_filter, "-T", "fields", "-e", "frame.number"])
-        return out.stdout.split()
+    tshark = cap.frames
 
     assert tshark("ccp"), "no CCP negotiation in the capture"
     acks = tshark("ccp && ppp.code == 2")  # Configure-Ack: the negotiation completed, in the mode expected

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.e2e.daemons import LNS_IP, Daemon, link_addr, pair, wait_for
+from tests.e2e.daemons import LNS_IP, Daemon, capture, link_addr, pair, wait_for
 from tests.netns import netns_only
 
 pytestmark = netns_only
@@ -71,11 +71,7 @@ def mtu_of(ns, ifname: str) -> int:
 
 def test_full_size_packets_cross_a_1450_link_as_mp_fragments(netns, tmp_path):
     lns, lac = pair(netns)
-    pcap = tmp_path / "mp.pcapng"
-    cap = lns.popen(["tshark", "-i", "wan0", "-f", "udp port 1701", "-w", str(pcap), "-q"])
-    try:
-        wait_for(lambda: pcap.exists() and pcap.stat().st_size > 0, what="tshark capturing")
-        time.sleep(0.5)
+    with capture(lns, tmp_path / "mp.pcapng") as cap:
         s = Daemon(lns, lns_config(secret=ADDRESSES), tmp_path, "lns")
         c = Daemon(lac, lac_config(), tmp_path, "lac")
         logs = logs_of(s, c)
@@ -88,14 +84,7 @@ def test_full_size_packets_cross_a_1450_link_as_mp_fragments(netns, tmp_path):
         r = lac.run(["ping", "-c", "4", "-i", "0.2", "-W", "2", "-s", "1472", "-M", "do", SERVER_IP], check=False)
         assert r.returncode == 0, r.stdout + logs()
         assert "1480 bytes from" in r.stdout  # 1472 + ICMP header back: whole 1500-octet packets both ways
-        time.sleep(0.5)
-    finally:
-        cap.terminate()
-        cap.wait(timeout=10)
-
-    def tshark(display_filter: str, field: str = "frame.number") -> list[str]:
-        out = lns.run(["tshark", "-r", str(pcap), "-Y", display_filter, "-T", "fields", "-e", field])
-        return out.stdout.split()
+    tshark = cap.frames
 
     assert tshark("lcp.opt.mrru == 1614"), "no MRRU in the LCP negotiation"
     mp = tshark("ppp.protocol == 0x003d")
@@ -197,41 +186,32 @@ def test_bcp_joins_two_lans_into_one_segment(netns, tmp_path, mrru):
     lns, lac = pair(netns)
     h1 = bridged_site(netns, lns, "h1", "10.9.0.1")
     h2 = bridged_site(netns, lac, "h2", "10.9.0.2")
-    pcap = tmp_path / "bcp.pcapng"
-    cap = lns.popen(["tshark", "-i", "wan0", "-f", "udp port 1701", "-w", str(pcap), "-q"])
-    wait_for(lambda: pcap.exists() and pcap.stat().st_size > 0, what="tshark capturing")
-    time.sleep(0.5)
-    s = Daemon(lns, lns_config(mrru=mrru, secret='profile = "bridged"', profile=BRIDGE_PROFILE), tmp_path, "lns")
-    c = Daemon(lac, lac_config(mrru=mrru, profile='profile = "bridged"') + BRIDGE_PROFILE, tmp_path, "lac")
-    logs = logs_of(s, c)
+    with capture(lns, tmp_path / "bcp.pcapng") as cap:
+        s = Daemon(lns, lns_config(mrru=mrru, secret='profile = "bridged"', profile=BRIDGE_PROFILE), tmp_path, "lns")
+        c = Daemon(lac, lac_config(mrru=mrru, profile='profile = "bridged"') + BRIDGE_PROFILE, tmp_path, "lac")
+        logs = logs_of(s, c)
 
-    def port_in_bridge(ns, ifname):
-        link = ns.link(ifname)
-        return link is not None and link.get("master") == "br0" and "UP" in link.get("flags", [])
+        def port_in_bridge(ns, ifname):
+            link = ns.link(ifname)
+            return link is not None and link.get("master") == "br0" and "UP" in link.get("flags", [])
 
-    wait_for(lambda: port_in_bridge(lac, "l2tp-out1"), what="client port in br0", on_fail=logs)
-    wait_for(lambda: port_in_bridge(lns, "l2tp-ex"), what="server port in br0", on_fail=logs)
-    assert "BCP up" in s.text() and "BCP up" in c.text()
-    assert link_addr(lac, "l2tp-out1") is None  # a bridge port: no IP of its own
-    r = h2.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.9.0.1"], check=False)
-    assert r.returncode == 0, r.stdout + logs()
-    # ARP resolved across the tunnel: h2 knows h1's MAC
-    h1_mac = h1.link("eth0")["address"]
-    neigh = h2.ip_json("neigh", "show", "10.9.0.1", "dev", "eth0")
-    assert neigh and neigh[0].get("lladdr") == h1_mac, neigh
-    # a broadcast from one LAN reaches the other
-    r = h1.run(["ping", "-b", "-c", "2", "-i", "0.3", "-W", "2", "10.9.0.255"], check=False)
-    assert "from 10.9.0.2" in r.stdout, r.stdout + logs()
-    if mrru != "disabled":  # full-size Ethernet frames through the 1450 link
-        r = h2.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", "-s", "1472", "-M", "do", "10.9.0.1"], check=False)
+        wait_for(lambda: port_in_bridge(lac, "l2tp-out1"), what="client port in br0", on_fail=logs)
+        wait_for(lambda: port_in_bridge(lns, "l2tp-ex"), what="server port in br0", on_fail=logs)
+        assert "BCP up" in s.text() and "BCP up" in c.text()
+        assert link_addr(lac, "l2tp-out1") is None  # a bridge port: no IP of its own
+        r = h2.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.9.0.1"], check=False)
         assert r.returncode == 0, r.stdout + logs()
-    time.sleep(0.5)
-    cap.terminate()
-    cap.wait(timeout=10)
-
-    def tshark(display_filter: str) -> list[str]:
-        return lns.run(["tshark", "-r", str(pcap), "-Y", display_filter, "-T", "fields", "-e", "frame.number"]
-                       ).stdout.split()
+        # ARP resolved across the tunnel: h2 knows h1's MAC
+        h1_mac = h1.link("eth0")["address"]
+        neigh = h2.ip_json("neigh", "show", "10.9.0.1", "dev", "eth0")
+        assert neigh and neigh[0].get("lladdr") == h1_mac, neigh
+        # a broadcast from one LAN reaches the other
+        r = h1.run(["ping", "-b", "-c", "2", "-i", "0.3", "-W", "2", "10.9.0.255"], check=False)
+        assert "from 10.9.0.2" in r.stdout, r.stdout + logs()
+        if mrru != "disabled":  # full-size Ethernet frames through the 1450 link
+            r = h2.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", "-s", "1472", "-M", "do", "10.9.0.1"], check=False)
+            assert r.returncode == 0, r.stdout + logs()
+    tshark = cap.frames
 
     # Wireshark decodes our BCP: the negotiation, and Ethernet frames (ARP, ICMP) as IEEE 802.3 bridged frames
     assert tshark("bcp_ncp.opt.mac_sup") and tshark("bcp_ncp && ppp.code == 2")
