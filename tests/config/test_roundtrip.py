@@ -44,6 +44,8 @@ from fastl2tp.config.values import looks_like_ipv4
 text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
 name = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E) | st.sampled_from("äé€ "), min_size=1,
                max_size=10).map(str.strip).filter(lambda s: s and not s.replace(".", "").isdigit())
+# a reference (next-pool, bridge): the word "none" in any case means no reference, so never a name
+ref_name = name.filter(lambda s: s.lower() != "none")
 ifname = st.from_regex(r"[a-zA-Z][a-zA-Z0-9_.-]{0,14}", fullmatch=True).filter(lambda s: s not in (".", ".."))
 ipv4 = st.integers(1, 2**32 - 2).map(IPv4Address)
 ip_any = ipv4 | st.integers(1, 2**128 - 1).map(IPv6Address)
@@ -63,7 +65,7 @@ route = st.builds(Route, st.tuples(ipv4, st.integers(8, 32)).map(
 @st.composite
 def configs(draw):
     # pools: disjoint blocks of 10.x.0.0/16, names distinct; next-pool only to a later pool (no loops)
-    pool_names = draw(st.lists(name.filter(lambda n: not looks_like_ipv4(n)), max_size=4, unique=True))
+    pool_names = draw(st.lists(ref_name.filter(lambda n: not looks_like_ipv4(n)), max_size=4, unique=True))
     pools = []
     for i, pool_name in enumerate(pool_names):
         base = int(IPv4Address("10.0.0.0")) + (i << 16)
@@ -92,7 +94,7 @@ def configs(draw):
             mppe_stateful=draw(st.sampled_from(MppeStateful)),
             change_tcp_mss=draw(st.none() | st.booleans()), only_one=draw(st.none() | st.booleans()),
             session_timeout=draw(st.none() | times_ms), idle_timeout=draw(st.none() | times_ms),
-            bridge=draw(st.none() | name), bridge_horizon=draw(st.none() | st.integers(0, 429496729)),
+            bridge=draw(st.none() | ref_name), bridge_horizon=draw(st.none() | st.integers(0, 429496729)),
             rate_limit=draw(st.none() | st.sampled_from(["10M/10M", "1M 2M/3M"])), comment=draw(text)))
     # the built-ins always there, unchanged ones where load puts them (at the end) or anywhere else
     for builtin in BUILTIN_PROFILES.values():
