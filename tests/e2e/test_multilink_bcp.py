@@ -5,7 +5,8 @@
 - Two ``[[l2tp-client]]`` sessions of the same user to the same server form one bundle and one interface;
   iperf3 runs through it while the link that runs the bundle's NCPs goes down, and keeps going.
 - ``bridge = "br0"`` in both ends' profiles: a host behind each end's bridge, on one L2 segment through
-  the tunnel: ARP resolves, ping passes, a broadcast reaches the far side.
+  the tunnel: ARP resolves, ping passes, a broadcast reaches the far side; also over a multilink bundle
+  (full-size frames) and with MPPE (nothing of the LANs in clear).
 """
 
 from __future__ import annotations
@@ -181,14 +182,18 @@ def bridged_site(netns, router, host_tag: str, host_ip: str):
 BRIDGE_PROFILE = '\n[[ppp.profile]]\nname = "bridged"\nbridge = "br0"\n'
 
 
-@pytest.mark.parametrize("mrru", ["disabled", "1614"])
-def test_bcp_joins_two_lans_into_one_segment(netns, tmp_path, mrru):
+@pytest.mark.parametrize("variant", ["plain", "mrru", "mppe"])
+def test_bcp_joins_two_lans_into_one_segment(netns, tmp_path, variant):
+    """``plain``: BCP alone; ``mrru``: over a multilink bundle, full-size frames; ``mppe``: the bridged
+    frames encrypted (use-encryption=required on both ends)."""
+    mrru = "1614" if variant == "mrru" else "disabled"
+    profile = BRIDGE_PROFILE + ('use-encryption = "required"\n' if variant == "mppe" else "")
     lns, lac = pair(netns)
     h1 = bridged_site(netns, lns, "h1", "10.9.0.1")
     h2 = bridged_site(netns, lac, "h2", "10.9.0.2")
     with capture(lns, tmp_path / "bcp.pcapng") as cap:
-        s = Daemon(lns, lns_config(mrru=mrru, secret='profile = "bridged"', profile=BRIDGE_PROFILE), tmp_path, "lns")
-        c = Daemon(lac, lac_config(mrru=mrru, profile='profile = "bridged"') + BRIDGE_PROFILE, tmp_path, "lac")
+        s = Daemon(lns, lns_config(mrru=mrru, secret='profile = "bridged"', profile=profile), tmp_path, "lns")
+        c = Daemon(lac, lac_config(mrru=mrru, profile='profile = "bridged"') + profile, tmp_path, "lac")
         logs = logs_of(s, c)
 
         def port_in_bridge(ns, ifname):
@@ -208,16 +213,21 @@ def test_bcp_joins_two_lans_into_one_segment(netns, tmp_path, mrru):
         # a broadcast from one LAN reaches the other
         r = h1.run(["ping", "-b", "-c", "2", "-i", "0.3", "-W", "2", "10.9.0.255"], check=False)
         assert "from 10.9.0.2" in r.stdout, r.stdout + logs()
-        if mrru != "disabled":  # full-size Ethernet frames through the 1450 link
+        if variant == "mrru":  # full-size Ethernet frames through the 1450 link
             r = h2.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", "-s", "1472", "-M", "do", "10.9.0.1"], check=False)
             assert r.returncode == 0, r.stdout + logs()
     tshark = cap.frames
 
     # Wireshark decodes our BCP: the negotiation, and Ethernet frames (ARP, ICMP) as IEEE 802.3 bridged frames
     assert tshark("bcp_ncp.opt.mac_sup") and tshark("bcp_ncp && ppp.code == 2")
-    assert tshark("bcp_bpdu.mac_type == 1 && arp") and tshark("bcp_bpdu.mac_type == 1 && icmp")
-    assert tshark("bcp_bpdu.mac_type == 1 && eth.dst == ff:ff:ff:ff:ff:ff && icmp")  # the broadcast ping
     assert not tshark("ipcp"), "a bridge port ran IPCP"
+    if variant == "mppe":  # every bridged frame encrypted: nothing of the LANs in clear
+        assert "encryption MPPE128" in s.text() and "encryption MPPE128" in c.text()
+        assert len(tshark("ppp.protocol == 0x00fd")) >= 10
+        assert not tshark("bcp_bpdu || arp || icmp")
+    else:
+        assert tshark("bcp_bpdu.mac_type == 1 && arp") and tshark("bcp_bpdu.mac_type == 1 && icmp")
+        assert tshark("bcp_bpdu.mac_type == 1 && eth.dst == ff:ff:ff:ff:ff:ff && icmp")  # the broadcast ping
     # the port leaves the bridge when the session ends
     c.cli("interface", "l2tp-client", "disable", "l2tp-out1", check=True)
     wait_for(lambda: lns.link("l2tp-ex") is None, what="server port gone", on_fail=logs)
