@@ -177,7 +177,6 @@ class Session:
     l2tp_up_at: float = 0.0  # loop time of the L2TP SessionUp: where the set-up latency starts
     bridged: bool = False  # a BCP bridge port: a TAP device in the profile's bridge, no IP of its own
     bundle: Bundle | None = None  # multilink: the bundle this link is in (its owner has the interface)
-    bundle_gone: int = -1  # the data plane's bundle id to remove at teardown (the last link left it)
     acct_id: str = ""  # Acct-Session-Id once accounting started (a bundle's follows its interface)
 
     @property
